@@ -1,0 +1,127 @@
+"""The batch contract, TaskInfo, and the task registry: get_task(config.data).
+
+A batch is a dict of numpy arrays:
+  inputs       int tokens [B, T] or real features [B, T, F]
+  mask         [B, T] bool, True = a real vector (padding comes last)
+  targets      [B] (a label per sequence) or [B, T] (a label per vector, or the next
+               token of a decoder-only sequence output)
+  target_mask  same shape as targets: which targets count in the loss and metrics
+  adjacency    optional [B, T, T] bool (graph tasks)
+
+Training batches are a pure function of (seed, step), so a run's data position is
+just its step: resuming from a checkpoint at step s replays exactly the batches an
+uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+OUTPUT_KINDS = ("per_vector", "per_sequence", "sequence")
+INPUT_KINDS = ("tokens", "frames", "pixels", "patches", "graph_nodes")
+
+TASKS = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+  input_kind: str      # one of INPUT_KINDS
+  input_size: int      # vocabulary size for tokens, else the feature size F
+  output_kind: str     # one of OUTPUT_KINDS
+  num_classes: int     # classes, or vocabulary of a sequence output
+  max_length: int      # T
+  train_size: int | None = None  # None for generators without an end
+
+  def __post_init__(self):
+    if self.input_kind not in INPUT_KINDS:
+      raise ValueError(f"input_kind {self.input_kind!r} not in {INPUT_KINDS}")
+    if self.output_kind not in OUTPUT_KINDS:
+      raise ValueError(f"output_kind {self.output_kind!r} not in {OUTPUT_KINDS}")
+
+
+def register_task(name: str, defaults: dict, smoke: dict | None = None):
+  """Decorator: builder(cfg: dict) -> Task. defaults lists every setting the task reads;
+  smoke holds the settings that shrink it to seconds for tests."""
+  def wrap(builder):
+    TASKS[name] = (builder, dict(defaults, name=name), dict(smoke or {}))
+    return builder
+  return wrap
+
+
+def task_defaults(name: str) -> dict:
+  _check_name(name)
+  return dict(TASKS[name][1])
+
+
+def task_smoke(name: str) -> dict:
+  _check_name(name)
+  return dict(TASKS[name][2])
+
+
+def _check_name(name):
+  if name not in TASKS:
+    raise ValueError(f"data name {name!r} is not a task; valid: {sorted(TASKS)}")
+
+
+def get_task(data_cfg):
+  name = data_cfg["name"]
+  _check_name(name)
+  builder, defaults, _ = TASKS[name]
+  unknown = sorted(set(data_cfg.keys()) - set(defaults))
+  if unknown:
+    raise ValueError(f"task {name!r} does not use {unknown}; its settings are {sorted(defaults)}")
+  return builder(dict(defaults, **dict(data_cfg.items())))
+
+
+class Task:
+  """A task: `info`, `train_batch(step, batch_size, seed)`, `eval_batches(batch_size)`."""
+  info: TaskInfo
+
+  def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
+    raise NotImplementedError
+
+  def eval_batches(self, batch_size: int):
+    """Fixed evaluation set in batches of exactly batch_size (the last one padded,
+    with target_mask False on the padding), so evaluation compiles once."""
+    raise NotImplementedError
+
+
+def pad_batch(batch: dict, batch_size: int) -> dict:
+  """Pads every array to batch_size rows with zeros (False for target_mask and mask)."""
+  n = len(batch["targets"])
+  if n == batch_size:
+    return batch
+  return {k: np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)])
+          for k, v in batch.items()}
+
+
+class ArrayTask(Task):
+  """A finite dataset in memory, reshuffled every epoch with a permutation drawn from
+  (seed, epoch): example p of the stream is perm(epoch = p // N)[p % N]."""
+
+  def __init__(self, info: TaskInfo, train: dict, evaluation: dict):
+    self.info, self.train, self.evaluation = info, train, evaluation
+    self.num_train = len(train["targets"])
+    for split in (train, evaluation):
+      split.setdefault("target_mask", np.ones(split["targets"].shape, bool))
+
+  @functools.lru_cache(maxsize=4)
+  def _permutation(self, seed: int, epoch: int):
+    return np.random.default_rng([seed, epoch]).permutation(self.num_train)
+
+  def train_batch(self, step, batch_size, seed):
+    positions = step * batch_size + np.arange(batch_size)
+    epochs, offsets = np.divmod(positions, self.num_train)
+    idx = np.empty(batch_size, np.int64)
+    for epoch in np.unique(epochs):
+      sel = epochs == epoch
+      idx[sel] = self._permutation(seed, int(epoch))[offsets[sel]]
+    return {k: v[idx] for k, v in self.train.items()}
+
+  def eval_batches(self, batch_size):
+    n = len(self.evaluation["targets"])
+    for start in range(0, n, batch_size):
+      yield pad_batch({k: v[start:start + batch_size] for k, v in self.evaluation.items()},
+                      batch_size)

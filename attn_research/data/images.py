@@ -1,0 +1,45 @@
+"""Images as vector sets."""
+from __future__ import annotations
+
+import einops
+import numpy as np
+
+from attn_research.data.base import ArrayTask, TaskInfo, register_task
+
+
+def image_to_vectors(images_BHW, patch_size: int):
+  """[B, H, W] images -> [B, (H/p) * (W/p), p * p] patch vectors, row-major (p=1: pixels)."""
+  _, H, W = images_BHW.shape
+  p = patch_size
+  if p < 1 or H % p or W % p:
+    raise ValueError(f"patch_size={p} must divide the image size {H}x{W}")
+  return einops.rearrange(images_BHW, "b (h p1) (w p2) -> b (h w) (p1 p2)", p1=p, p2=p)
+
+
+@register_task("digits", dict(view="patches", patch_size=2, eval_fraction=0.2, seed=0))
+def digits(cfg):
+  """scikit-learn's handwritten digits (1,797 images of 8x8, 10 classes; UCI optdigits).
+
+  view="pixels": 64 vectors of one pixel each (the lecture's "an image is a set of
+  pixel vectors"); view="patches": (8/p)^2 vectors of p*p pixels (ViT style).
+  One label per image; a seeded, stratified-by-chance split keeps eval_fraction aside.
+  """
+  from sklearn.datasets import load_digits
+  if cfg["view"] not in ("pixels", "patches"):
+    raise ValueError(f"data.view={cfg['view']!r} must be 'pixels' or 'patches'")
+  if not 0 < cfg["eval_fraction"] < 1:
+    raise ValueError(f"data.eval_fraction={cfg['eval_fraction']} must be in (0, 1)")
+  bunch = load_digits()
+  images = (bunch.images / 16.0).astype(np.float32)
+  labels = bunch.target.astype(np.int32)
+  p = 1 if cfg["view"] == "pixels" else cfg["patch_size"]
+  vectors = image_to_vectors(images, p)
+  order = np.random.default_rng(cfg["seed"]).permutation(len(labels))
+  n_eval = int(round(cfg["eval_fraction"] * len(labels)))
+  split = {"eval": order[:n_eval], "train": order[n_eval:]}
+  arrays = {name: {"inputs": vectors[idx], "mask": np.ones(vectors[idx].shape[:2], bool),
+                   "targets": labels[idx]} for name, idx in split.items()}
+  info = TaskInfo(input_kind="pixels" if p == 1 else "patches", input_size=p * p,
+                  output_kind="per_sequence", num_classes=10, max_length=vectors.shape[1],
+                  train_size=len(split["train"]))
+  return ArrayTask(info, arrays["train"], arrays["eval"])

@@ -1,0 +1,60 @@
+"""Building blocks for experiment config files (experiments/*.py).
+
+Every config file defines get_config(arg) -> ml_collections.ConfigDict. `arg` is the
+text after the colon in `experiments/x.py:arg`, a comma-separated list of words; the
+word `smoke` shrinks any config to a few seconds (tiny model, three steps) for tests.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from attn_research.data import task_defaults, task_smoke
+from attn_research.models import model_defaults
+
+TRAIN_DEFAULTS = dict(
+    batch_size=64, eval_batch_size=256, num_steps=1000,
+    optimizer="adamw", learning_rate=1e-3, weight_decay=0.01, grad_clip=1.0,
+    schedule="cosine", warmup_steps=50, decay_fraction=0.3,
+    log_every=50, eval_every=250, checkpoint_every=250, keep_checkpoints=3)
+
+SMOKE_TRAIN = dict(batch_size=8, eval_batch_size=64, num_steps=3, warmup_steps=1,
+                   log_every=1, eval_every=3, checkpoint_every=3)
+SMOKE_MODEL = dict(d_model=16, num_layers=1, num_heads=2)
+
+
+def base_config(task: str = "digits", model: str = "transformer", **task_settings):
+  """The shared defaults: one model, one task, the training settings (unlocked)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.resume = True
+  config.data = ml_collections.ConfigDict(dict(task_defaults(task), **task_settings))
+  config.model = ml_collections.ConfigDict(model_defaults(model))
+  config.train = ml_collections.ConfigDict(TRAIN_DEFAULTS)
+  return config
+
+
+def parse_arg(arg: str | None):
+  return [w for w in (arg or "").split(",") if w]
+
+
+def shrink_model(model_cfg):
+  for key, value in SMOKE_MODEL.items():
+    if key in model_cfg:
+      model_cfg[key] = value
+
+
+def smoke(config):
+  """Shrinks config in place to a three-step run of a tiny model."""
+  config.train.update(SMOKE_TRAIN)
+  config.data.update(task_smoke(config.data.name))
+  for model_cfg in (config.models.values() if "models" in config else [config.model]):
+    shrink_model(model_cfg)
+  return config
+
+
+def finalize(config, words, known=()):
+  """Applies `smoke`; rejects words the config does not know."""
+  unknown = [w for w in words if w != "smoke" and w not in known]
+  if unknown:
+    raise ValueError(f"unknown config argument(s) {unknown}; valid: {['smoke', *known]}")
+  return smoke(config) if "smoke" in words else config

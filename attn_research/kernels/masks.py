@@ -1,0 +1,52 @@
+"""Boolean attention masks. True means "query i may attend key j".
+
+Masks are built lazily from position indices so that the chunked kernel can build
+only the block it needs; `full_mask` materialises the [T, S] pattern for the
+reference kernel and for users who want to look at it.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def positional_allowed(q_pos, k_pos, *, causal: bool = False, window=None):
+  """Allowed pattern from position vectors: [len(q_pos), len(k_pos)] bool, or None.
+
+  causal: key j is allowed for query i when j <= i.
+  window=(left, right): key j is allowed when i - left <= j <= i + right.
+  """
+  if not causal and window is None:
+    return None
+  offset = k_pos[None, :] - q_pos[:, None]  # j - i
+  allowed = jnp.ones(offset.shape, dtype=bool)
+  if causal:
+    allowed &= offset <= 0
+  if window is not None:
+    left, right = window
+    allowed &= (offset >= -left) & (offset <= right)
+  return allowed
+
+
+def full_mask(num_queries: int, num_keys: int, *, causal: bool = False, window=None):
+  """[T, S] boolean mask for causal and/or windowed attention (None when unrestricted)."""
+  return positional_allowed(jnp.arange(num_queries), jnp.arange(num_keys),
+                            causal=causal, window=window)
+
+
+def padding_mask(valid_BS):
+  """[B, S] True-for-real-vector mask -> [B, 1, 1, S] key mask broadcastable to [B, H, T, S]."""
+  return valid_BS[:, None, None, :]
+
+
+def as_4d(x):
+  """Left-pads a mask or bias with unit dims up to [B, H, T, S] (numpy broadcasting)."""
+  return None if x is None else x.reshape((1,) * (4 - x.ndim) + x.shape)
+
+
+def combine(*masks):
+  """Logical AND of the masks that are not None (None when all are None)."""
+  out = None
+  for m in masks:
+    if m is not None:
+      out = m if out is None else out & m
+  return out

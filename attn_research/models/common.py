@@ -1,0 +1,32 @@
+"""What every model family shares: embed the vector set, run a backbone, apply the head."""
+from __future__ import annotations
+
+from flax import nnx
+
+from attn_research.nn.heads import InputEmbedding, OutputHead
+
+
+def is_causal(task_info) -> bool:
+  """Sequence outputs are produced decoder-only: position t may only see positions <= t."""
+  return task_info.output_kind == "sequence"
+
+
+def check_choice(key, value, valid):
+  if value not in valid:
+    raise ValueError(f"model.{key}={value!r} is not valid; choose from {tuple(valid)}")
+
+
+class SequenceModel(nnx.Module):
+  """embed -> backbone(x, mask, train) -> head. Subclasses build self.backbone_layers."""
+
+  def __init__(self, cfg, task_info, d_model, *, rngs, pooling="mean"):
+    self.embed = InputEmbedding(task_info.input_kind, task_info.input_size, d_model, rngs=rngs)
+    self.head = OutputHead(d_model, task_info.num_classes, task_info.output_kind, pooling,
+                           rngs=rngs)
+
+  def backbone(self, x_BTD, mask_BT, *, train):
+    raise NotImplementedError
+
+  def __call__(self, inputs, mask_BT, *, train: bool = False):
+    h_BTD, mask_BT = self.backbone(self.embed(inputs), mask_BT, train=train)
+    return self.head(h_BTD, mask_BT)

@@ -1,0 +1,50 @@
+"""Recurrent baseline: stacked LSTM or GRU, one- or two-directional (flax's cells).
+
+An RNN reads the vectors one after another: it cannot be parallelised over the
+sequence and must carry information through its state. Sequences are taken as
+right-padded (real vectors first, as every task here produces them); the mask
+gives each sequence's length, so the backward direction starts at its last real
+vector.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+
+from attn_research.models.common import SequenceModel, check_choice, is_causal
+from attn_research.models.registry import register_model
+
+CELLS = {"lstm": nnx.LSTMCell, "gru": nnx.GRUCell}
+DEFAULTS = dict(d_model=64, num_layers=2, cell="lstm", bidirectional=True, dropout=0.0)
+
+
+@register_model("rnn", DEFAULTS)
+class RNN(SequenceModel):
+  """d_model is the output width of every layer; a bidirectional layer has d_model // 2 per direction."""
+
+  def __init__(self, cfg, task_info, rngs):
+    check_choice("cell", cfg["cell"], CELLS)
+    d, bidir = cfg["d_model"], cfg["bidirectional"]
+    if bidir and is_causal(task_info):
+      raise ValueError("model.bidirectional=True reads the future, but this task's outputs are "
+                       "a causal sequence; set model.bidirectional=False")
+    if bidir and d % 2:
+      raise ValueError(f"model.d_model={d} must be even for a bidirectional RNN")
+    super().__init__(cfg, task_info, d, rngs=rngs)
+    cell = CELLS[cfg["cell"]]
+    hidden = d // 2 if bidir else d
+
+    def make_rnn():
+      # The carry starts at zeros; the "carry" stream only satisfies flax's API.
+      return nnx.RNN(cell(d, hidden, rngs=rngs), rngs=nnx.Rngs(carry=0))
+
+    self.layers = nnx.List([
+        nnx.Bidirectional(make_rnn(), make_rnn(), rngs=False) if bidir else make_rnn()
+        for _ in range(cfg["num_layers"])])
+    self.dropout = nnx.Dropout(cfg["dropout"], rngs=rngs)
+
+  def backbone(self, x_BTD, mask_BT, *, train):
+    lengths_B = mask_BT.sum(axis=1).astype(jnp.int32)
+    for layer in self.layers:
+      x_BTD = self.dropout(layer(x_BTD, seq_lengths=lengths_B), deterministic=not train)
+    return x_BTD, mask_BT

@@ -1,0 +1,47 @@
+"""Transformer encoder (or decoder-only, for sequence outputs) over any vector set."""
+from __future__ import annotations
+
+from flax import nnx
+
+from attn_research.models.common import SequenceModel, check_choice, is_causal
+from attn_research.models.registry import register_model
+from attn_research.nn.attention import ATTENTION_KERNELS
+from attn_research.nn.heads import POOLINGS, ClsToken
+from attn_research.nn.positional import get_positional
+from attn_research.nn.transformer import EncoderBlock
+
+DEFAULTS = dict(d_model=64, num_layers=2, num_heads=4, mlp_ratio=4, dropout=0.0,
+                attention="softmax", attention_impl="auto", position="learned", pooling="mean")
+
+
+@register_model("transformer", DEFAULTS)
+class Transformer(SequenceModel):
+  """Pre-LN Transformer: embed + position, N blocks of multi-head self-attention + MLP, head.
+
+  Sequence outputs run it causally (a GPT-style decoder); per-sequence outputs pool by
+  mean or through a CLS vector.
+  """
+
+  def __init__(self, cfg, task_info, rngs):
+    check_choice("pooling", cfg["pooling"], POOLINGS)
+    check_choice("attention", cfg["attention"], sorted(ATTENTION_KERNELS))
+    d = cfg["d_model"]
+    if cfg["num_heads"] < 1 or d % cfg["num_heads"]:
+      raise ValueError(f"model.num_heads={cfg['num_heads']} must divide model.d_model={d}")
+    super().__init__(cfg, task_info, d, rngs=rngs, pooling=cfg["pooling"])
+    self.cls = (ClsToken(d, rngs=rngs)
+                if cfg["pooling"] == "cls" and task_info.output_kind == "per_sequence" else None)
+    self.position = get_positional(cfg["position"], d, task_info.max_length, rngs=rngs)
+    self.blocks = nnx.List([
+        EncoderBlock(d, cfg["num_heads"], cfg["mlp_ratio"], cfg["dropout"],
+                     kernel=cfg["attention"], impl=cfg["attention_impl"],
+                     causal=is_causal(task_info), rngs=rngs)
+        for _ in range(cfg["num_layers"])])
+
+  def backbone(self, x_BTD, mask_BT, *, train):
+    x_BTD = self.position(x_BTD)
+    if self.cls is not None:
+      x_BTD, mask_BT = self.cls(x_BTD, mask_BT)
+    for block in self.blocks:
+      x_BTD = block(x_BTD, mask_BT, train=train)
+    return x_BTD, mask_BT

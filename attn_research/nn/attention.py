@@ -1,0 +1,89 @@
+"""Multi-head self-attention: W^q, W^k, W^v, W^o around a kernel chosen by name.
+
+The kernels (attn_research.kernels) are pure functions; a kernel module here owns
+whatever parameters its score function needs (the additive score's vector) and
+maps the module call onto the pure function.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+
+from attn_research import kernels
+
+ATTENTION_KERNELS = {}
+
+
+def register_attention(name):
+  def wrap(cls):
+    ATTENTION_KERNELS[name] = cls
+    return cls
+  return wrap
+
+
+@register_attention("softmax")
+class SoftmaxKernel(nnx.Module):
+  """Scaled dot-product scores, softmax, weighted sum of values."""
+
+  def __init__(self, num_heads, head_dim, impl, *, rngs):
+    del num_heads, head_dim, rngs
+    self.impl = impl
+
+  def __call__(self, q, k, v, *, mask, causal, window, return_weights):
+    impl = "reference" if return_weights else self.impl
+    return kernels.dot_product_attention(q, k, v, mask=mask, causal=causal, window=window,
+                                         impl=impl, return_weights=return_weights)
+
+
+@register_attention("additive")
+class AdditiveKernel(nnx.Module):
+  """Bahdanau's additive scores w . tanh(q_i + k_j), one score vector w per head."""
+
+  def __init__(self, num_heads, head_dim, impl, *, rngs):
+    self.impl = impl
+    self.w_HD = nnx.Param(nnx.initializers.normal(head_dim ** -0.5)(
+        rngs.params(), (num_heads, head_dim)))
+
+  def __call__(self, q, k, v, *, mask, causal, window, return_weights):
+    impl = "reference" if return_weights else self.impl
+    return kernels.additive_attention(q, k, v, self.w_HD[...], mask=mask, causal=causal,
+                                      window=window, impl=impl, return_weights=return_weights)
+
+
+class MultiHeadSelfAttention(nnx.Module):
+  """y = W^o concat_h attention(W^q_h x, W^k_h x, W^v_h x).
+
+  Args:
+    d_model: width of the input and output vectors.
+    num_heads: number of heads; must divide d_model.
+    kernel: a name in ATTENTION_KERNELS.
+    impl: the kernels' implementation ("auto", "reference", "chunked", "xla", "cudnn").
+    causal / window: restrict which vectors each vector may attend.
+  """
+
+  def __init__(self, d_model: int, num_heads: int, *, kernel: str = "softmax",
+               impl: str = "auto", causal: bool = False, window=None, rngs: nnx.Rngs):
+    if num_heads < 1 or d_model % num_heads:
+      raise ValueError(f"num_heads={num_heads} must be a positive divisor of d_model={d_model}")
+    if kernel not in ATTENTION_KERNELS:
+      raise ValueError(f"attention={kernel!r} is not an attention kernel; "
+                       f"valid: {sorted(ATTENTION_KERNELS)}")
+    if impl not in kernels.IMPLS:
+      raise ValueError(f"attention_impl={impl!r} is not an implementation; valid: {kernels.IMPLS}")
+    self.num_heads, self.head_dim = num_heads, d_model // num_heads
+    self.causal, self.window = causal, None if window is None else tuple(window)
+    shape = (num_heads, self.head_dim)
+    self.query = nnx.LinearGeneral(d_model, shape, rngs=rngs)
+    self.key = nnx.LinearGeneral(d_model, shape, rngs=rngs)
+    self.value = nnx.LinearGeneral(d_model, shape, rngs=rngs)
+    self.out = nnx.LinearGeneral(shape, d_model, axis=(-2, -1), rngs=rngs)
+    self.kernel = ATTENTION_KERNELS[kernel](num_heads, self.head_dim, impl, rngs=rngs)
+
+  def __call__(self, x_BTD, mask_BT=None, *, return_weights: bool = False):
+    q, k, v = self.query(x_BTD), self.key(x_BTD), self.value(x_BTD)
+    mask = None if mask_BT is None else kernels.padding_mask(mask_BT)
+    res = self.kernel(q, k, v, mask=mask, causal=self.causal, window=self.window,
+                      return_weights=return_weights)
+    out_BTHD, weights = res if return_weights else (res, None)
+    y_BTD = self.out(out_BTHD)
+    return (y_BTD, weights) if return_weights else y_BTD

@@ -1,0 +1,1 @@
+"""Tables and plots from workdirs. Reads files only (no train/ or models/ imports)."""

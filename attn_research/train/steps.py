@@ -1,0 +1,79 @@
+"""The pure train and eval steps, jitted once per run.
+
+State is a plain pytree {step, params, opt_state}; the model's graph definition and
+its non-parameter state (dropout RNG streams) are closed over as constants, so a
+step is a pure function of (state, batch, rng).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+
+def target_weights(batch, logits):
+  """Which targets count: target_mask if given, else the input mask for per-vector
+  outputs, else every example."""
+  if "target_mask" in batch:
+    return batch["target_mask"].astype(jnp.float32)
+  if logits.ndim == 3:
+    return batch["mask"].astype(jnp.float32)
+  return jnp.ones(batch["targets"].shape, jnp.float32)
+
+
+def loss_sums(logits, batch):
+  """Summed cross-entropy, summed correct predictions and the count of scored targets."""
+  w = target_weights(batch, logits)
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32),
+                                                       batch["targets"])
+  correct = (jnp.argmax(logits, -1) == batch["targets"]).astype(jnp.float32)
+  return {"loss": (ce * w).sum(), "accuracy": (correct * w).sum(), "count": w.sum()}
+
+
+def means(sums):
+  count = jnp.maximum(sums["count"], 1.0)
+  return {"loss": sums["loss"] / count, "accuracy": sums["accuracy"] / count}
+
+
+def make_steps(graphdef, rest, tx, schedule):
+  """Returns (train_step, eval_step, forward), all pure and unjitted."""
+
+  def apply(params, rest, batch, *, train):
+    # Copy the state's Variables into the current trace: flax refuses to let a module
+    # advance an RNG count (dropout, RNN carry init) created at another trace level.
+    rest = jax.tree.map(lambda x: x, rest)
+    return nnx.merge(graphdef, params, rest)(batch["inputs"], batch["mask"], train=train)
+
+  def seeded_rest(rng):
+    """The non-parameter state with every RNG stream (dropout) keyed by this step's rng,
+    stream i getting fold_in(rng, i): a pure replacement, nothing is mutated."""
+    leaves, treedef = jax.tree.flatten(rest)
+    is_key = [jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) for x in leaves]
+    leaves = [jax.random.fold_in(rng, i) if k else x
+              for i, (x, k) in enumerate(zip(leaves, is_key))]
+    return jax.tree.unflatten(treedef, leaves)
+
+  def train_step(state, batch, rng):
+    step_rest = seeded_rest(rng)
+
+    def loss_fn(params):
+      sums = loss_sums(apply(params, step_rest, batch, train=True), batch)
+      return means(sums)["loss"], sums
+
+    (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics = dict(means(sums), grad_norm=optax.global_norm(grads),
+                   param_norm=optax.global_norm(params),
+                   learning_rate=jnp.asarray(schedule(state["step"]), jnp.float32))
+    new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
+    return new_state, metrics
+
+  def eval_step(params, batch):
+    return loss_sums(apply(params, rest, batch, train=False), batch)
+
+  def forward(params, inputs, mask):
+    return apply(params, rest, {"inputs": inputs, "mask": mask}, train=False)
+
+  return train_step, eval_step, forward

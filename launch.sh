@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# attn_research launcher: sets up the environment if needed, then runs a verb.
+#   ./launch.sh                      the default experiment (experiments/compare.py)
+#   ./launch.sh run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
+#   ./launch.sh test [PYTEST ARGS]   the test suite
+#   ./launch.sh help                 verbs and experiments
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.attn_research_installed"
+
+say() { printf '[launch] %s\n' "$*" >&2; }
+die() { printf '[launch] error: %s\n' "$*" >&2; exit 1; }
+
+find_python() {
+  local candidate
+  for candidate in ${PYTHON:-} python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+install_hash() { cat setup.py constraints.txt | sha256sum | cut -d' ' -f1; }
+
+bootstrap() {
+  # An already active environment that has the package is used as it is.
+  if [ -n "${VIRTUAL_ENV:-}" ] && [ "${VIRTUAL_ENV}" != "$VENV" ] &&
+     python -c 'import attn_research, pytest' >/dev/null 2>&1; then
+    PY="$(command -v python)"; say "using the active environment $VIRTUAL_ENV"; return
+  fi
+  PY="$VENV/bin/python"
+  if [ -x "$PY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(install_hash)" ]; then
+    return
+  fi
+  local base
+  base="$(find_python)" || die "Python 3.11 or newer is needed and none was found on PATH (set PYTHON=/path/to/python3.11)"
+  if [ ! -x "$PY" ]; then
+    say "creating $VENV with $base ($("$base" --version 2>&1))"
+    "$base" -m venv "$VENV" || die "could not create a virtual environment (on Debian: apt-get install python3-venv)"
+  fi
+  say "installing attn_research and its pinned dependencies (constraints.txt) into .venv"
+  "$PY" -m pip install --quiet --upgrade pip
+  "$PY" -m pip install --quiet -c constraints.txt -e ".[test]" || die "pip install failed (see above)"
+  install_hash > "$STAMP"
+  say "environment ready"
+}
+
+list_experiments() {
+  "$PY" - <<'PY'
+import ast, pathlib
+for path in sorted(pathlib.Path("experiments").rglob("*.py")):
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    print(f"  {str(path):36s} {doc.splitlines()[0] if doc else ''}")
+PY
+}
+
+usage() {
+  cat <<USAGE
+usage: ./launch.sh [VERB] [ARGS]
+
+verbs:
+  (none)                         run the default experiment: experiments/compare.py
+                                 (Transformer vs CNN vs BiLSTM on digits; table + plot)
+  run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
+                                 train one experiment; a workdir with a checkpoint is resumed
+  test [PYTEST ARGS]             run the test suite
+  help                           this text
+
+experiments (CONFIG; add :smoke to any for a seconds-long run):
+USAGE
+  list_experiments
+}
+
+verb="${1:-default}"
+[ $# -gt 0 ] && shift
+case "$verb" in
+  help|-h|--help) bootstrap; usage ;;
+  default) bootstrap; exec "$PY" -m attn_research.main --config experiments/compare.py "$@" ;;
+  run)
+    [ $# -ge 1 ] || die "run needs a config, e.g. ./launch.sh run experiments/base.py"
+    bootstrap; config="$1"; shift
+    exec "$PY" -m attn_research.main --config "$config" "$@" ;;
+  test) bootstrap; exec "$PY" -m pytest tests "$@" ;;
+  sweep|reproduce) die "'$verb' is not built yet (see the open issues); verbs today: run, test, help" ;;
+  *) usage; die "unknown verb '$verb'" ;;
+esac

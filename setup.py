@@ -1,0 +1,32 @@
+"""attn_research: a JAX/Flax lab for self-attention and its rivals.
+
+Lower bounds are the versions the test suite was run with; upper bounds stop below
+the next release line that may break the APIs used here. constraints.txt pins the
+exact set CI installs.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="attn_research",
+    version="0.1.0",
+    description="Self-attention kernels, models and experiments in JAX/Flax, with CNN/RNN baselines",
+    packages=find_packages(include=["attn_research", "attn_research.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "jax>=0.10.2,<0.12",
+        "flax>=0.12.8,<0.13",
+        "optax>=0.2.8,<0.3",
+        "orbax-checkpoint>=0.12.8,<0.13",
+        "ml-collections>=1.1.0,<2",
+        "tensorflow-datasets>=4.9.10,<5",
+        "grain>=0.2.18,<0.3",
+        "numpy>=2.4,<3",
+        "einops>=0.8.2,<0.9",
+        "matplotlib>=3.11,<4",
+        "tqdm>=4.70,<5",
+        "scikit-learn>=1.9,<2",
+    ],
+    extras_require={
+        "test": ["pytest>=9.2,<10", "chex>=0.1.92,<0.2"],
+    },
+)
