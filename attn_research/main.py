@@ -25,7 +25,9 @@ def main(argv=None):
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
   args, rest = parser.parse_known_args(argv)
 
+  from attn_research import compile_cache
   from attn_research.config import load_config, parse_override_args
+  compile_cache.enable()
   try:
     config = load_config(args.config, parse_override_args(rest))
   except ValueError as e:

@@ -1,6 +1,10 @@
 """Images as vector sets."""
 from __future__ import annotations
 
+import functools
+import importlib.util
+import pathlib
+
 import einops
 import numpy as np
 
@@ -16,6 +20,25 @@ def image_to_vectors(images_BHW, patch_size: int):
   return einops.rearrange(images_BHW, "b (h p1) (w p2) -> b (h w) (p1 p2)", p1=p, p2=p)
 
 
+@functools.lru_cache(maxsize=1)
+def _load_digits():
+  """(images [1797, 8, 8] in [0, 1], labels [1797]); loaded once per process.
+
+  Reads the CSV that scikit-learn ships (what sklearn.datasets.load_digits reads)
+  without importing scikit-learn, which costs seconds on a small machine.
+  """
+  spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+  path = pathlib.Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+  if path.exists():
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    images, labels = table[:, :-1].reshape(-1, 8, 8), table[:, -1]
+  else:  # a future scikit-learn that moved the file
+    from sklearn.datasets import load_digits
+    bunch = load_digits()
+    images, labels = bunch.images, bunch.target
+  return (images / 16.0).astype(np.float32), labels.astype(np.int32)
+
+
 @register_task("digits", dict(view="patches", patch_size=2, eval_fraction=0.2, seed=0))
 def digits(cfg):
   """scikit-learn's handwritten digits (1,797 images of 8x8, 10 classes; UCI optdigits).
@@ -24,14 +47,11 @@ def digits(cfg):
   pixel vectors"); view="patches": (8/p)^2 vectors of p*p pixels (ViT style).
   One label per image; a seeded, stratified-by-chance split keeps eval_fraction aside.
   """
-  from sklearn.datasets import load_digits
   if cfg["view"] not in ("pixels", "patches"):
     raise ValueError(f"data.view={cfg['view']!r} must be 'pixels' or 'patches'")
   if not 0 < cfg["eval_fraction"] < 1:
     raise ValueError(f"data.eval_fraction={cfg['eval_fraction']} must be in (0, 1)")
-  bunch = load_digits()
-  images = (bunch.images / 16.0).astype(np.float32)
-  labels = bunch.target.astype(np.int32)
+  images, labels = _load_digits()
   p = 1 if cfg["view"] == "pixels" else cfg["patch_size"]
   vectors = image_to_vectors(images, p)
   order = np.random.default_rng(cfg["seed"]).permutation(len(labels))

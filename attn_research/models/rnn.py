@@ -35,16 +35,24 @@ class RNN(SequenceModel):
     hidden = d // 2 if bidir else d
 
     def make_rnn():
-      # The carry starts at zeros; the "carry" stream only satisfies flax's API.
-      return nnx.RNN(cell(d, hidden, rngs=rngs), rngs=nnx.Rngs(carry=0))
+      # rngs=False: the carry is passed in (zeros), so no RNG stream is consumed.
+      return nnx.RNN(cell(d, hidden, rngs=rngs), rngs=False)
 
     self.layers = nnx.List([
         nnx.Bidirectional(make_rnn(), make_rnn(), rngs=False) if bidir else make_rnn()
         for _ in range(cfg["num_layers"])])
     self.dropout = nnx.Dropout(cfg["dropout"], rngs=rngs)
+    self.lstm, self.hidden, self.bidirectional = cfg["cell"] == "lstm", hidden, bidir
+
+  def _zero_carry(self, batch_size):
+    h = jnp.zeros((batch_size, self.hidden), jnp.float32)
+    carry = (h, h) if self.lstm else h
+    return (carry, carry) if self.bidirectional else carry
 
   def backbone(self, x_BTD, mask_BT, *, train):
     lengths_B = mask_BT.sum(axis=1).astype(jnp.int32)
+    carry = self._zero_carry(x_BTD.shape[0])
     for layer in self.layers:
-      x_BTD = self.dropout(layer(x_BTD, seq_lengths=lengths_B), deterministic=not train)
+      x_BTD = self.dropout(layer(x_BTD, initial_carry=carry, seq_lengths=lengths_B),
+                           deterministic=not train)
     return x_BTD, mask_BT

@@ -86,5 +86,8 @@ class Checkpointer:
     self.manager.save(step, args=ocp.args.StandardSave(state))
 
   def close(self):
-    self.manager.wait_until_finished()
-    self.manager.close()
+    """Waits for asynchronous saves to land; safe to call twice."""
+    if self.manager is not None:
+      self.manager.wait_until_finished()
+      self.manager.close()
+      self.manager = None

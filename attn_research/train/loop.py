@@ -61,16 +61,17 @@ class _Window:
     """Writes the window's mean; raises FloatingPointError at the first non-finite step."""
     if not self.steps:
       return None
-    host = jax.device_get(self.metrics)
-    for step, m in zip(self.steps, host):
+    steps, host = self.steps, self.metrics
+    self.steps, self.metrics = [], []  # taken first: an interrupt below cannot log twice
+    host = jax.device_get(host)
+    for step, m in zip(steps, host):
       if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
         writer.write(step, "train", m)
         raise FloatingPointError(
             f"non-finite training loss {m['loss']} (grad norm {m['grad_norm']}) at step {step}; "
             f"the run stopped without saving; last good checkpoint: step {latest_ckpt}")
     mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-    writer.write(self.steps[-1], "train", mean)
-    self.steps, self.metrics = [], []
+    writer.write(steps[-1], "train", mean)
     return mean
 
 
@@ -80,8 +81,9 @@ def prepare(config, workdir):
   tc = config.train
   _check_train_config(tc)
   task = get_task(config.data)
-  model = get_model(config.model, task.info, rngs=nnx.Rngs(params=config.seed,
-                                                           dropout=config.seed + 1))
+  # Built under one jit: eager initialisation would compile every initializer apart.
+  model = nnx.jit(lambda: get_model(config.model, task.info,
+                                    rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1)))()
   tx, schedule = make_optimizer(tc)
   dp = DataParallel(tc.batch_size)
   if tc.eval_batch_size % dp.num_devices:
@@ -167,14 +169,12 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
     if latest is None or done > latest:
       window.flush(writer, latest)  # refuses to save a non-finite state
       checkpointer.save(done, state)
-    checkpointer.close()
-    bar.close()
     print(f"\ninterrupted at step {done}; checkpoint saved in {workdir}/checkpoints; "
           "run the same command again to resume")
     raise
   finally:
     bar.close()
-  checkpointer.close()
+    checkpointer.close()  # waits for saves in flight, whatever stopped the loop
   t_end = time.perf_counter()
   timed_steps = tc.num_steps - start - 1
   train_seconds = (t_end - t_first - eval_seconds) if t_first is not None else 0.0

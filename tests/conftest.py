@@ -1,0 +1,25 @@
+"""Shared helpers: configs are loaded exactly as the CLI loads them."""
+import os
+import pathlib
+
+import pytest
+
+from attn_research import compile_cache
+from attn_research.config import load_config
+
+# Tests compile the same small programs many times over: share them on disk.
+compile_cache.enable(os.environ.get("ATTN_JAX_CACHE", "/tmp/attn_research_test_jax_cache"))
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def make_config(spec="experiments/base.py:smoke", **overrides):
+  """Loads ROOT/spec with --config overrides given as keyword args (dots as '__')."""
+  path, _, arg = spec.partition(":")
+  pairs = [(k.replace("__", "."), str(v)) for k, v in overrides.items()]
+  return load_config(str(ROOT / path) + (f":{arg}" if arg else ""), pairs)
+
+
+@pytest.fixture
+def config_factory():
+  return make_config
