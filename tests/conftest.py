@@ -8,7 +8,9 @@ from attn_research import compile_cache
 from attn_research.config import load_config
 
 # Tests compile the same small programs many times over: share them on disk.
-compile_cache.enable(os.environ.get("ATTN_JAX_CACHE", "/tmp/attn_research_test_jax_cache"))
+# (The environment variable reaches the CLI and subprocesses the tests start, too.)
+os.environ.setdefault("ATTN_JAX_CACHE", "/tmp/attn_research_test_jax_cache")
+compile_cache.enable(os.environ["ATTN_JAX_CACHE"])
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

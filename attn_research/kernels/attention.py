@@ -41,8 +41,7 @@ DEFAULT_K_CHUNK = 4096  # Rabe & Staats' key chunk
 
 def _check_args(q, k, v, mask, bias, window, scale, impl, q_chunk=1, k_chunk=1):
   """Raises ValueError naming the bad value; runs at trace time (static shapes)."""
-  if impl not in IMPLS:
-    raise ValueError(f"impl={impl!r} is not an attention implementation; valid: {IMPLS}")
+  check_impl(impl)
   for name, x in (("q", q), ("k", k), ("v", v)):
     if x.ndim != 4:
       raise ValueError(f"{name} must be [batch, length, heads, head_dim]; got shape {x.shape}")
@@ -81,6 +80,15 @@ def _check_args(q, k, v, mask, bias, window, scale, impl, q_chunk=1, k_chunk=1):
 
 def _on_gpu():
   return jax.default_backend() == "gpu"
+
+
+def check_impl(impl):
+  """Raises when impl is unknown or cannot run on this machine (before any tracing)."""
+  if impl not in IMPLS:
+    raise ValueError(f"impl={impl!r} is not an attention implementation; valid: {IMPLS}")
+  if impl == "cudnn" and not _on_gpu():
+    raise ValueError(f"impl='cudnn' needs a GPU; this machine's JAX backend is "
+                     f"{jax.default_backend()!r}; use 'auto', 'reference' or 'chunked'")
 
 
 def _cudnn_problem(q, k, v, bias, window, causal, return_weights, additive):

@@ -68,8 +68,7 @@ class MultiHeadSelfAttention(nnx.Module):
     if kernel not in ATTENTION_KERNELS:
       raise ValueError(f"attention={kernel!r} is not an attention kernel; "
                        f"valid: {sorted(ATTENTION_KERNELS)}")
-    if impl not in kernels.IMPLS:
-      raise ValueError(f"attention_impl={impl!r} is not an implementation; valid: {kernels.IMPLS}")
+    kernels.check_impl(impl)
     self.num_heads, self.head_dim = num_heads, d_model // num_heads
     self.causal, self.window = causal, None if window is None else tuple(window)
     shape = (num_heads, self.head_dim)

@@ -1,0 +1,118 @@
+"""Configs: every experiment builds and locks; overrides are typed and checked; the CLI
+rejects bad input before writing anything."""
+import json
+import pathlib
+
+import ml_collections
+import pytest
+
+from attn_research import main as cli
+from attn_research.config import apply_overrides, parse_override_args
+from attn_research.train.compare import run_comparison
+from attn_research.train.loop import run
+from tests.conftest import ROOT, make_config
+
+EXPERIMENTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "experiments").rglob("*.py"))
+
+
+@pytest.mark.parametrize("spec", EXPERIMENTS)
+def test_every_experiment_builds_locks_and_documents_itself(spec):
+  config = make_config(spec)
+  assert config.is_locked
+  with pytest.raises(AttributeError):
+    config.not_a_setting = 1
+  doc = (ROOT / spec).read_text()
+  for word in ("Question:", "Command:", "Expected:", "Runtime:"):
+    assert word in doc, f"{spec} docstring lacks {word}"
+
+
+@pytest.mark.parametrize("spec", EXPERIMENTS)
+def test_every_smoke_variant_runs_one_step(spec, tmp_path):
+  config = make_config(spec + ":smoke", train__num_steps=1, train__eval_every=1,
+                       train__checkpoint_every=1, train__warmup_steps=0)
+  if "models" in config:
+    summaries, _ = run_comparison(config, tmp_path, progress=False)
+    assert (tmp_path / "comparison.md").exists() and (tmp_path / "comparison.png").exists()
+  else:
+    summaries = {"model": run(config, tmp_path, progress=False)}
+  for summary in summaries.values():
+    assert summary["step"] == 1 and summary["final_eval"]["loss"] > 0
+
+
+def test_overrides_are_typed():
+  config = make_config(train__learning_rate="3e-4", train__num_steps="7", resume="False",
+                       model__position="sinusoidal")
+  assert (config.train.learning_rate, config.train.num_steps) == (3e-4, 7)
+  assert config.resume is False and config.model.position == "sinusoidal"
+
+
+def test_overriding_a_family_name_swaps_in_its_defaults():
+  config = make_config(model__name="cnn", model__kernel_size="3")
+  assert config.model.name == "cnn" and config.model.kernel_size == 3
+  assert "num_heads" not in config.model
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("train.learning_rat", "0.1", "unknown config key 'train.learning_rat'. Did you mean "
+                                  "train.learning_rate, .*Valid keys: data.eval_fraction"),
+    ("train.num_steps", "many", "--config.train.num_steps='many' is not a valid int"),
+    ("resume", "perhaps", "--config.resume='perhaps' is not a valid bool"),
+    ("model", "cnn", "'model' is a group of settings; set one of its keys: .*model.name"),
+])
+def test_bad_overrides_are_named(key, value, message):
+  config = make_config()
+  with pytest.raises(ValueError, match=message):
+    apply_overrides(config, [(key, value)])
+
+
+def test_override_arguments_parse():
+  assert parse_override_args(["--config.a.b=1", "--config.c", "x y"]) == [("a.b", "1"),
+                                                                         ("c", "x y")]
+  with pytest.raises(ValueError, match="unexpected argument '--lr'"):
+    parse_override_args(["--lr", "1"])
+
+
+def _cli_error(argv, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(argv)
+  assert exit_info.value.code == 2
+  return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["--config.train.lr=0.1"], "unknown config key 'train.lr'.*Valid keys: .*train.learning_rate"),
+    (["--config.train.batch_size=eight"], "batch_size='eight' is not a valid int"),
+    (["--config.model.num_heads=3"], "num_heads=3 must divide model.d_model=16"),
+    (["--config.model.name=mamba"], "model name 'mamba' is not registered; valid: "),
+    (["--config.data.name=mnist"], "data name 'mnist' is not a task; valid: "),
+    (["--config.model.attention=sparse"], "model.attention='sparse' is not valid"),
+    (["--config.model.attention_impl=cudnn"], "impl='cudnn' needs a GPU"),
+    (["--config.train.optimizer=lion"], "train.optimizer='lion' is not valid"),
+    (["--config.train.batch_size=0"], "train.batch_size=0 must be a positive int"),
+])
+def test_cli_rejects_bad_input_before_writing(overrides, message, tmp_path, capsys):
+  workdir = tmp_path / "run"
+  err = _cli_error(["--config", str(ROOT / "experiments/base.py:smoke"), "--workdir",
+                    str(workdir), "--no-progress", *overrides], capsys)
+  assert pytest.importorskip("re").search(message, err), err
+  assert not workdir.exists()
+
+
+def test_cli_rejects_unknown_config_file_and_argument(tmp_path, capsys):
+  err = _cli_error(["--config", "experiments/nope.py", "--workdir", str(tmp_path / "w")], capsys)
+  assert "config file 'experiments/nope.py' does not exist" in err
+  err = _cli_error(["--config", str(ROOT / "experiments/base.py:tiny"), "--workdir",
+                    str(tmp_path / "w")], capsys)
+  assert "unknown config argument(s) ['tiny']; valid: ['smoke']" in err
+  assert not (tmp_path / "w").exists()
+
+
+def test_cli_runs_and_reports(tmp_path, capsys):
+  workdir = tmp_path / "run"
+  cli.main(["--config", str(ROOT / "experiments/base.py:smoke"), "--workdir", str(workdir),
+            "--no-progress", "--config.train.num_steps=4", "--config.train.log_every=1",
+            "--config.train.eval_every=2", "--config.train.checkpoint_every=2",
+            "--config.model.dropout=0.1"])
+  out = capsys.readouterr().out
+  assert f"summary: {workdir / 'summary.json'}" in out
+  assert json.loads((workdir / "config.json").read_text())["model"]["dropout"] == 0.1

@@ -1,0 +1,47 @@
+"""Data parallelism: 8 (virtual CPU) devices give the 1-device run's numbers."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from attn_research.train.loop import run
+from tests.conftest import ROOT, make_config
+
+SETTINGS = dict(train__num_steps=3, train__batch_size=16, train__eval_batch_size=64,
+                train__log_every=1)
+
+SCRIPT = f"""
+import json, sys
+sys.path.insert(0, {str(ROOT)!r})
+import jax
+from tests.conftest import make_config
+from attn_research.train.loop import run
+assert jax.device_count() == 8, jax.devices()
+from attn_research.train.parallel import DataParallel
+try:
+  DataParallel(12)
+  raise SystemExit("batch 12 over 8 devices was accepted")
+except ValueError as e:
+  assert "batch_size=12 must be a multiple of the 8 devices" in str(e), e
+summary = run(make_config(**{SETTINGS!r}), sys.argv[1], progress=False)
+print(json.dumps(summary))
+"""
+
+
+def test_eight_devices_match_one(tmp_path):
+  assert jax.device_count() == 1
+  single = run(make_config(**SETTINGS), tmp_path / "one", progress=False)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "eight")], env=env,
+                        capture_output=True, text=True, timeout=300, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  multi = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert multi["device"]["count"] == 8 and single["device"]["count"] == 1
+  for split in ("final_train", "final_eval"):
+    for key in ("loss", "accuracy"):
+      assert multi[split][key] == pytest.approx(single[split][key], rel=1e-5, abs=1e-6), (split, key)
+
