@@ -139,10 +139,16 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
   bar = tqdm(total=tc.num_steps, initial=start, desc=desc or config.model.name,
              disable=not progress, dynamic_ncols=True, leave=True)
   t_begin, t_first, eval_seconds, step = time.perf_counter(), None, 0.0, start
+
+  def load(step):
+    return dp.shard_batch(task.train_batch(step, tc.batch_size, config.seed))
+
   try:
+    batch = load(start)
     for step in range(start, tc.num_steps):
-      batch = dp.shard_batch(task.train_batch(step, tc.batch_size, config.seed))
-      state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
+      state, metrics = train_step(state, batch, base_key)
+      if step + 1 < tc.num_steps:  # the device runs this step while the host loads the next
+        batch = load(step + 1)
       window.add(step + 1, metrics)
       if t_first is None:  # everything after the first (compiling) step is timed
         jax.block_until_ready(state)

@@ -44,6 +44,8 @@ class DataParallel:
     """Global numpy batch -> global jax arrays split along the batch axis; each process
     contributes the rows that belong to its devices."""
     n_proc, proc = jax.process_count(), jax.process_index()
+    if n_proc == 1:  # the common case, and twice as fast as the general path
+      return jax.device_put(batch, self.batch_sharding)
 
     def put(x):
       rows = x.shape[0] // n_proc

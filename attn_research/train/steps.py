@@ -55,7 +55,9 @@ def make_steps(graphdef, rest, tx, schedule):
     return jax.tree.unflatten(treedef, leaves)
 
   def train_step(state, batch, rng):
-    step_rest = seeded_rest(rng)
+    """rng is the run's key; this step's randomness is fold_in(rng, step), so a resumed
+    run draws exactly what an uninterrupted one would."""
+    step_rest = seeded_rest(jax.random.fold_in(rng, state["step"]))
 
     def loss_fn(params):
       sums = loss_sums(apply(params, step_rest, batch, train=True), batch)
