@@ -130,7 +130,7 @@ def test_attention_weights_are_returned_by_the_module():
     (dict(attention="banana"), "model.attention='banana' is not valid"),
     (dict(position="banana"), "position='banana' is not a positional encoding"),
     (dict(pooling="max"), "model.pooling='max' is not valid"),
-    (dict(attention_impl="fast"), "attention_impl='fast' is not an implementation"),
+    (dict(attention_impl="fast"), "impl='fast' is not an attention implementation"),
 ])
 def test_bad_transformer_settings_are_named(cfg, message):
   with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
