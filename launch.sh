@@ -37,7 +37,11 @@ bootstrap() {
     return
   fi
   local base
-  base="$(find_python)" || die "Python 3.11 or newer is needed and none was found on PATH (set PYTHON=/path/to/python3.11)"
+  if ! base="$(find_python)"; then
+    local seen
+    seen="$(command -v python3 >/dev/null 2>&1 && python3 --version 2>&1 || echo 'no python3')"
+    die "Python 3.11 or newer is needed; found $seen on PATH (install python3.11, or set PYTHON=/path/to/python3.11)"
+  fi
   if [ ! -x "$PY" ]; then
     say "creating $VENV with $base ($("$base" --version 2>&1))"
     "$base" -m venv "$VENV" || die "could not create a virtual environment (on Debian: apt-get install python3-venv)"

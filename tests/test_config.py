@@ -116,3 +116,15 @@ def test_cli_runs_and_reports(tmp_path, capsys):
   out = capsys.readouterr().out
   assert f"summary: {workdir / 'summary.json'}" in out
   assert json.loads((workdir / "config.json").read_text())["model"]["dropout"] == 0.1
+
+
+def test_launcher_help_lists_verbs_and_every_experiment():
+  import subprocess
+  out = subprocess.run(["bash", str(ROOT / "launch.sh"), "help"], capture_output=True, text=True,
+                       timeout=600, cwd=ROOT)
+  assert out.returncode == 0, out.stderr
+  for verb in ("run CONFIG", "test", "help"):
+    assert verb in out.stdout
+  for spec in EXPERIMENTS:
+    first_line = (ROOT / spec).read_text().split('"""')[1].strip().splitlines()[0]
+    assert f"{spec}" in out.stdout and first_line in out.stdout
