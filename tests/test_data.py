@@ -86,9 +86,9 @@ def test_copy_task_info_and_bad_settings():
 
 
 def test_unknown_task_and_setting_are_named():
-  with pytest.raises(ValueError, match="data name 'mnist' is not a task; valid: .*digits"):
+  with pytest.raises(ValueError, match="data.name='mnist' is not registered; valid: .*digits"):
     get_task({"name": "mnist"})
-  with pytest.raises(ValueError, match=r"task 'digits' does not use \['patch'\]"):
+  with pytest.raises(ValueError, match=r"data 'digits' does not use \['patch'\]"):
     get_task(dict(task_defaults("digits"), patch=2))
   with pytest.raises(ValueError, match="data.view='voxels' must be 'pixels' or 'patches'"):
     digits(view="voxels")

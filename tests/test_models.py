@@ -127,8 +127,8 @@ def test_attention_weights_are_returned_by_the_module():
 
 @pytest.mark.parametrize("cfg,message", [
     (dict(num_heads=3), "num_heads=3 must divide model.d_model=8"),
-    (dict(attention="banana"), "model.attention='banana' is not valid"),
-    (dict(position="banana"), "position='banana' is not a positional encoding"),
+    (dict(attention="banana"), "model.attention='banana' is not registered"),
+    (dict(position="banana"), "model.position='banana' is not registered"),
     (dict(pooling="max"), "model.pooling='max' is not valid"),
     (dict(attention_impl="fast"), "impl='fast' is not an attention implementation"),
 ])
@@ -138,7 +138,7 @@ def test_bad_transformer_settings_are_named(cfg, message):
 
 
 def test_bad_family_settings_are_named():
-  with pytest.raises(ValueError, match="model name 'mamba' is not registered; valid: .*rnn"):
+  with pytest.raises(ValueError, match="model.name='mamba' is not registered; valid: .*rnn"):
     get_model({"name": "mamba"}, info("per_sequence"))
   with pytest.raises(ValueError, match=r"model 'cnn' does not use \['num_heads'\]"):
     get_model(dict(tiny("cnn"), num_heads=2), info("per_sequence"))

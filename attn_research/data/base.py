@@ -19,10 +19,12 @@ import functools
 
 import numpy as np
 
+from attn_research.registry import Registry
+
 OUTPUT_KINDS = ("per_vector", "per_sequence", "sequence")
 INPUT_KINDS = ("tokens", "frames", "pixels", "patches", "graph_nodes")
 
-TASKS = {}
+TASKS = Registry("data.name")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,35 +46,20 @@ class TaskInfo:
 def register_task(name: str, defaults: dict, smoke: dict | None = None):
   """Decorator: builder(cfg: dict) -> Task. defaults lists every setting the task reads;
   smoke holds the settings that shrink it to seconds for tests."""
-  def wrap(builder):
-    TASKS[name] = (builder, dict(defaults, name=name), dict(smoke or {}))
-    return builder
-  return wrap
+  return TASKS.register(name, defaults, smoke)
 
 
 def task_defaults(name: str) -> dict:
-  _check_name(name)
-  return dict(TASKS[name][1])
+  return TASKS.defaults(name)
 
 
 def task_smoke(name: str) -> dict:
-  _check_name(name)
-  return dict(TASKS[name][2])
-
-
-def _check_name(name):
-  if name not in TASKS:
-    raise ValueError(f"data name {name!r} is not a task; valid: {sorted(TASKS)}")
+  return TASKS.smoke(name)
 
 
 def get_task(data_cfg):
-  name = data_cfg["name"]
-  _check_name(name)
-  builder, defaults, _ = TASKS[name]
-  unknown = sorted(set(data_cfg.keys()) - set(defaults))
-  if unknown:
-    raise ValueError(f"task {name!r} does not use {unknown}; its settings are {sorted(defaults)}")
-  return builder(dict(defaults, **dict(data_cfg.items())))
+  builder, cfg = TASKS.resolve(data_cfg)
+  return builder(cfg)
 
 
 class Task:

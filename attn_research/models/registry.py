@@ -9,37 +9,24 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-MODELS = {}
+from attn_research.registry import Registry
+
+MODELS = Registry("model.name")
 
 
 def register_model(name: str, defaults: dict):
   """Decorator: builder(cfg, task_info, rngs) -> nnx.Module called as model(inputs, mask, train=)."""
-  def wrap(builder):
-    MODELS[name] = (builder, dict(defaults, name=name))
-    return builder
-  return wrap
+  return MODELS.register(name, defaults)
 
 
 def model_defaults(name: str) -> dict:
   """The default settings of a family (a fresh dict), for building configs."""
-  _check_name(name)
-  return dict(MODELS[name][1])
-
-
-def _check_name(name):
-  if name not in MODELS:
-    raise ValueError(f"model name {name!r} is not registered; valid: {sorted(MODELS)}")
+  return MODELS.defaults(name)
 
 
 def get_model(model_cfg, task_info, *, rngs: nnx.Rngs | None = None):
   """Builds the model named model_cfg.name for the task. Raises before any compilation."""
-  name = model_cfg["name"]
-  _check_name(name)
-  builder, defaults = MODELS[name]
-  unknown = sorted(set(model_cfg.keys()) - set(defaults))
-  if unknown:
-    raise ValueError(f"model {name!r} does not use {unknown}; its settings are {sorted(defaults)}")
-  cfg = dict(defaults, **dict(model_cfg.items()))
+  builder, cfg = MODELS.resolve(model_cfg)
   return builder(cfg, task_info, rngs if rngs is not None else nnx.Rngs(0))
 
 

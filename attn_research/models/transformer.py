@@ -5,7 +5,6 @@ from flax import nnx
 
 from attn_research.models.common import SequenceModel, check_choice, is_causal
 from attn_research.models.registry import register_model
-from attn_research.nn.attention import ATTENTION_KERNELS
 from attn_research.nn.heads import POOLINGS, ClsToken
 from attn_research.nn.positional import get_positional
 from attn_research.nn.transformer import EncoderBlock
@@ -24,7 +23,6 @@ class Transformer(SequenceModel):
 
   def __init__(self, cfg, task_info, rngs):
     check_choice("pooling", cfg["pooling"], POOLINGS)
-    check_choice("attention", cfg["attention"], sorted(ATTENTION_KERNELS))
     d = cfg["d_model"]
     if cfg["num_heads"] < 1 or d % cfg["num_heads"]:
       raise ValueError(f"model.num_heads={cfg['num_heads']} must divide model.d_model={d}")

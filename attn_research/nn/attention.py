@@ -10,15 +10,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attn_research import kernels
+from attn_research.registry import Registry
 
-ATTENTION_KERNELS = {}
-
-
-def register_attention(name):
-  def wrap(cls):
-    ATTENTION_KERNELS[name] = cls
-    return cls
-  return wrap
+ATTENTION_KERNELS = Registry("model.attention")
+register_attention = ATTENTION_KERNELS.register
 
 
 @register_attention("softmax")
@@ -65,9 +60,7 @@ class MultiHeadSelfAttention(nnx.Module):
                impl: str = "auto", causal: bool = False, window=None, rngs: nnx.Rngs):
     if num_heads < 1 or d_model % num_heads:
       raise ValueError(f"num_heads={num_heads} must be a positive divisor of d_model={d_model}")
-    if kernel not in ATTENTION_KERNELS:
-      raise ValueError(f"attention={kernel!r} is not an attention kernel; "
-                       f"valid: {sorted(ATTENTION_KERNELS)}")
+    kernel_cls = ATTENTION_KERNELS.get(kernel)
     kernels.check_impl(impl)
     self.num_heads, self.head_dim = num_heads, d_model // num_heads
     self.causal, self.window = causal, None if window is None else tuple(window)
@@ -76,7 +69,7 @@ class MultiHeadSelfAttention(nnx.Module):
     self.key = nnx.LinearGeneral(d_model, shape, rngs=rngs)
     self.value = nnx.LinearGeneral(d_model, shape, rngs=rngs)
     self.out = nnx.LinearGeneral(shape, d_model, axis=(-2, -1), rngs=rngs)
-    self.kernel = ATTENTION_KERNELS[kernel](num_heads, self.head_dim, impl, rngs=rngs)
+    self.kernel = kernel_cls(num_heads, self.head_dim, impl, rngs=rngs)
 
   def __call__(self, x_BTD, mask_BT=None, *, return_weights: bool = False):
     q, k, v = self.query(x_BTD), self.key(x_BTD), self.value(x_BTD)

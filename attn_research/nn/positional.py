@@ -10,21 +10,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attn_research.kernels.positional import sinusoidal_encoding
+from attn_research.registry import Registry
 
-POSITIONAL = {}
-
-
-def register_positional(name):
-  def wrap(cls):
-    POSITIONAL[name] = cls
-    return cls
-  return wrap
+POSITIONAL = Registry("model.position")
+register_positional = POSITIONAL.register
 
 
 def get_positional(name: str, d_model: int, max_len: int, *, rngs: nnx.Rngs):
-  if name not in POSITIONAL:
-    raise ValueError(f"position={name!r} is not a positional encoding; valid: {sorted(POSITIONAL)}")
-  return POSITIONAL[name](d_model, max_len, rngs=rngs)
+  return POSITIONAL.get(name)(d_model, max_len, rngs=rngs)
 
 
 @register_positional("none")
