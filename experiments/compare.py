@@ -40,4 +40,5 @@ def get_config(arg=None):
   if config.data.name == "copy":
     config.models.rnn.bidirectional = False  # outputs are causal: no peeking at the future
   config.train.num_steps = 1000
+  config.train.eval_every = 100  # denser learning curves; evaluation is cheap here
   return finalize(config, words, known=("copy", "pixels"))

@@ -2,8 +2,10 @@
 the oracle against hand-written numpy, masking/causality/window semantics, jit/vmap,
 O(T) memory of the chunked kernel, and the ValueErrors for bad inputs.
 
-Shapes are tiny so the file runs in seconds on two CPU cores; the jitted entry points
-below are shared by all tests so identical calls compile once.
+Shapes are tiny: XLA compilation dominates (about a minute on two CPU cores from a cold
+compile cache, seconds from a warm one), so cases are combined ("causal+padding+bias")
+rather than crossed, and the jitted entry points below are shared so identical calls
+compile once.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from attn_research.kernels import additive_attention, choose_impl, dot_product_a
 STATIC = ("causal", "window", "scale", "impl", "return_weights", "q_chunk", "k_chunk")
 dpa = jax.jit(dot_product_attention, static_argnames=STATIC)
 add = jax.jit(additive_attention, static_argnames=tuple(s for s in STATIC if s != "scale"))
-CHUNKS = dict(q_chunk=8, k_chunk=16)  # small blocks so lengths 23..50 need several, ragged
+# Small, unequal blocks: lengths 23..50 span several, mostly ragged. (Here, 5+ blocks per
+# axis compiled faster than 2-4 did.)
+CHUNKS = dict(q_chunk=4, k_chunk=8)
 TOL = {jnp.float32: 1e-5, jnp.bfloat16: 2e-2}
 
 
@@ -35,45 +39,36 @@ def random_qkv(seed, B, T, S, H, D, dtype=jnp.float32, Dv=None):
 
 
 def make_options(option, B, T, S, H, seed=0):
-  """Keyword arguments for one named masking/bias/window configuration."""
+  """Keyword arguments for a "+"-joined configuration, e.g. "causal+padding+bias"."""
   rng = np.random.default_rng(seed + 100)
-  diag = np.minimum(np.arange(T), S - 1)  # a key every causal / windowed row may see
-  if option == "none":
-    return {}
-  if option == "padding":  # [B, 1, 1, S]; key 0 always valid
-    valid = rng.random((B, S)) < 0.6
-    valid[:, 0] = True
-    return dict(mask=jnp.asarray(valid[:, None, None, :]))
-  if option in ("full_mask", "full_mask_bias", "causal_full_mask"):
-    m = rng.random((B, H, T, S)) < 0.5
-    m[:, :, np.arange(T), diag] = True
-    out = dict(mask=jnp.asarray(m))
-    if option == "full_mask_bias":
-      out["bias"] = jnp.asarray(rng.standard_normal((B, H, T, S)), jnp.float32)
-    if option == "causal_full_mask":
-      out["causal"] = True
-    return out
-  if option == "mask_2d":  # [T, S], broadcast over batch and heads
-    m = rng.random((T, S)) < 0.5
-    m[np.arange(T), diag] = True
-    return dict(mask=jnp.asarray(m))
-  if option == "bias":
-    return dict(bias=jnp.asarray(3 * rng.standard_normal((B, H, T, S)), jnp.float32))
-  if option == "bias_broadcast":  # [1, H, 1, S]
-    return dict(bias=jnp.asarray(rng.standard_normal((1, H, 1, S)), jnp.float32))
-  if option == "causal":
-    return dict(causal=True)
-  if option == "causal_padding":
-    valid = rng.random((B, S)) < 0.6
-    valid[:, 0] = True
-    return dict(causal=True, mask=jnp.asarray(valid[:, None, None, :]))
+  diag = np.minimum(np.arange(T), S - 1)  # a key that causal / windowed rows can see
   windows = {"window_both": (3, 2), "window_left": (5, 0), "window_right": (0, 4),
-             "causal_window": (4, 0), "causal_window_wide_right": (2, 3)}
-  if option in windows:
-    return dict(window=windows[option], causal=option.startswith("causal"))
-  if option == "scale":
-    return dict(scale=0.37)
-  raise KeyError(option)
+             "window_wide_right": (2, 3)}
+  out = {}
+  for token in option.split("+"):
+    if token == "none":
+      pass
+    elif token == "padding":  # [B, 1, 1, S] key mask; key 0 always valid
+      valid = rng.random((B, S)) < 0.6
+      valid[:, 0] = True
+      out["mask"] = jnp.asarray(valid[:, None, None, :])
+    elif token in ("full_mask", "mask_2d"):  # [B, H, T, S] or [T, S]
+      m = rng.random((B, H, T, S) if token == "full_mask" else (T, S)) < 0.5
+      m[..., np.arange(T), diag] = True
+      out["mask"] = jnp.asarray(m)
+    elif token == "bias":
+      out["bias"] = jnp.asarray(3 * rng.standard_normal((B, H, T, S)), jnp.float32)
+    elif token == "bias_broadcast":  # [1, H, 1, S]
+      out["bias"] = jnp.asarray(rng.standard_normal((1, H, 1, S)), jnp.float32)
+    elif token == "causal":
+      out["causal"] = True
+    elif token in windows:
+      out["window"] = windows[token]
+    elif token == "scale":
+      out["scale"] = 0.37
+    else:
+      raise KeyError(token)
+  return out
 
 
 def allowed_np(B, H, T, S, *, mask=None, causal=False, window=None, **_):
@@ -100,7 +95,7 @@ def numpy_attention(q, k, v, *, score="dot", scale=None, w_HD=None, bias=None,
   S = k.shape[1]
   scale = 1.0 / math.sqrt(D) if scale is None else scale
   ok = allowed_np(B, H, T, S, mask=mask, causal=causal, window=window)
-  bias = np.zeros((B, H, T, S)) if bias is None else np.broadcast_to(np.asarray(bias), (B, H, T, S))
+  bias = np.broadcast_to(np.zeros(()) if bias is None else np.asarray(bias), (B, H, T, S))
   out = np.zeros((B, T, H, v.shape[-1]))
   weights = np.zeros((B, H, T, S))
   for b in range(B):
@@ -133,43 +128,47 @@ SHAPES = {  # B, T, S, H, D
     "more_queries_than_keys": (1, 50, 23, 2, 4),
     "single_query": (1, 1, 5, 1, 8),
 }
-OPTIONS = ["none", "padding", "full_mask", "mask_2d", "bias", "bias_broadcast",
-           "full_mask_bias", "causal", "causal_padding", "causal_full_mask", "window_both",
-           "window_left", "window_right", "causal_window", "causal_window_wide_right", "scale"]
-CASES = ([("ragged_T_ne_S", o) for o in OPTIONS]
-         + [(s, o) for s in SHAPES if s != "ragged_T_ne_S"
-            for o in ("none", "causal_padding", "window_both")])
+CASES = [("ragged_T_ne_S", o) for o in (
+    "none", "full_mask+bias", "mask_2d+bias_broadcast+scale", "causal+padding",
+    "causal+window_left", "window_right+full_mask", "causal+window_wide_right")
+] + [("square_multiple_of_chunks", "causal+padding"),
+     ("more_queries_than_keys", "window_both+padding"),
+     ("single_query", "bias")]
 
 
 # --------------------------------------------------------- implementations vs reference
 
-@pytest.mark.parametrize("impl", ["chunked", "xla", "auto"])
 @pytest.mark.parametrize("shape,option", CASES)
-def test_impl_matches_reference_float32(shape, option, impl):
+def test_impl_matches_reference_float32(shape, option):
   B, T, S, H, D = SHAPES[shape]
   q, k, v = random_qkv(0, B, T, S, H, D)
   opts = make_options(option, B, T, S, H)
   want = dpa(q, k, v, impl="reference", **opts)
-  got = dpa(q, k, v, impl=impl, **opts, **CHUNKS)
-  assert got.shape == (B, T, H, D) and got.dtype == jnp.float32
   # jax.nn's xla impl averages fully masked rows instead of returning zeros: skip those.
   rows = allowed_np(B, H, T, S, **opts).any(-1).transpose(0, 2, 1)
-  assert_close(got, want, TOL[jnp.float32], rows if impl == "xla" else None)
+  for impl in ("chunked", "xla") + (("auto",) if option in ("none", "causal+padding") else ()):
+    got = dpa(q, k, v, impl=impl, **opts, **CHUNKS)
+    assert got.shape == (B, T, H, D) and got.dtype == jnp.float32, impl
+    try:
+      assert_close(got, want, TOL[jnp.float32], rows if impl == "xla" else None)
+    except AssertionError as e:
+      raise AssertionError(f"impl={impl!r}: {e}") from None
 
 
 @pytest.mark.parametrize("impl", ["chunked", "xla"])
-@pytest.mark.parametrize("option", ["none", "causal_padding", "window_both", "full_mask_bias"])
-def test_impl_matches_reference_bfloat16(option, impl):
+def test_impl_matches_reference_bfloat16(impl):
   B, T, S, H, D = SHAPES["ragged_T_ne_S"]
   q, k, v = random_qkv(1, B, T, S, H, D, jnp.bfloat16)
-  opts = make_options(option, B, T, S, H)
+  opts = make_options("causal+window_wide_right+padding+bias", B, T, S, H)
   want = dpa(q, k, v, impl="reference", **opts)
   got = dpa(q, k, v, impl=impl, **opts, **CHUNKS)
   assert got.dtype == jnp.bfloat16
-  assert_close(got, want, TOL[jnp.bfloat16])
+  rows = allowed_np(B, H, T, S, **opts).any(-1).transpose(0, 2, 1)  # see the float32 test
+  rows = rows if impl == "xla" else None
+  assert_close(got, want, TOL[jnp.bfloat16], rows)
   # And both stay near the float32 answer for the same (rounded) inputs.
   want32 = dpa(*(x.astype(jnp.float32) for x in (q, k, v)), impl="reference", **opts)
-  assert_close(got, want32, TOL[jnp.bfloat16])
+  assert_close(got, want32, TOL[jnp.bfloat16], rows)
 
 
 def test_chunked_value_dim_differs_from_key_dim():
@@ -199,7 +198,7 @@ def grads(fn, impl, q, k, v, *extra, **opts):
   return jax.jit(jax.grad(loss, argnums=tuple(range(3 + len(extra)))))(q, k, v, *extra)
 
 
-@pytest.mark.parametrize("option", ["none", "causal_padding", "window_both", "full_mask_bias"])
+@pytest.mark.parametrize("option", ["window_both+padding+bias"])
 def test_chunked_gradients_match_reference(option):
   B, T, S, H, D = SHAPES["ragged_T_ne_S"]
   q, k, v = random_qkv(4, B, T, S, H, D)
@@ -214,7 +213,7 @@ def test_chunked_gradients_match_reference(option):
 def test_xla_gradients_match_reference():
   B, T, S, H, D = SHAPES["ragged_T_ne_S"]
   q, k, v = random_qkv(5, B, T, S, H, D)
-  opts = make_options("causal_padding", B, T, S, H)
+  opts = make_options("causal+padding", B, T, S, H)
   want = grads(dot_product_attention, "reference", q, k, v, **opts)
   got = grads(dot_product_attention, "xla", q, k, v, **opts)
   for name, g, w in zip("qkv", got, want):
@@ -223,15 +222,16 @@ def test_xla_gradients_match_reference():
 
 # ------------------------------------------------------------------------------ additive
 
-@pytest.mark.parametrize("option", ["none", "causal_full_mask", "window_both", "bias"])
-def test_additive_chunked_and_auto_match_reference(option):
+@pytest.mark.parametrize("option", ["none", "causal+full_mask+bias"])
+def test_additive_chunked_matches_reference(option):
   B, T, S, H, D = SHAPES["ragged_T_ne_S"]
   q, k, v = random_qkv(6, B, T, S, H, D)
   w = jnp.asarray(np.random.default_rng(7).standard_normal((H, D)), jnp.float32)
   opts = make_options(option, B, T, S, H)
   want = add(q, k, v, w, impl="reference", **opts)
   assert_close(add(q, k, v, w, impl="chunked", **opts, **CHUNKS), want, 1e-5)
-  assert_close(add(q, k, v, w, impl="auto", **opts), want, 1e-5)
+  if option == "none":
+    assert_close(add(q, k, v, w, impl="auto", **opts), want, 1e-5)
 
 
 def test_additive_chunked_gradients_match_reference():
@@ -250,7 +250,7 @@ def test_additive_chunked_gradients_match_reference():
 def test_reference_dot_matches_numpy_formula(scale):
   B, T, S, H, D = 2, 9, 11, 2, 8
   q, k, v = random_qkv(10, B, T, S, H, D)
-  opts = make_options("full_mask_bias", B, T, S, H)
+  opts = make_options("full_mask+bias", B, T, S, H)
   out, weights = dpa(q, k, v, impl="reference", scale=scale, return_weights=True,
                      causal=True, **opts)
   want_out, want_w = numpy_attention(q, k, v, scale=scale, causal=True, **opts)
@@ -306,9 +306,9 @@ def test_return_weights_rows_sum_to_one_and_masked_are_zero():
 
 # ---------------------------------------------------------------------------- jit & vmap
 
-@pytest.mark.parametrize("impl", ["reference", "chunked", "xla"])
+@pytest.mark.parametrize("impl", ["reference", "chunked"])
 def test_jit_and_vmap_agree_with_eager(impl):
-  N, B, T, S, H, D = 3, 2, 13, 17, 2, 8
+  N, B, T, S, H, D = 2, 2, 13, 17, 2, 8
   rng = np.random.default_rng(16)
   Q, K, V = (jnp.asarray(rng.standard_normal((N, B, L, H, D)), jnp.float32)
              for L in (T, S, S))
@@ -319,11 +319,12 @@ def test_jit_and_vmap_agree_with_eager(impl):
   def f(q, k, v, m):
     return dot_product_attention(q, k, v, mask=m, causal=True, window=(5, 0), impl=impl,
                                  q_chunk=4, k_chunk=8)
-  eager = np.stack([np.asarray(f(Q[n], K[n], V[n], M[n])) for n in range(N)])
-  assert_close(jax.jit(f)(Q[1], K[1], V[1], M[1]), eager[1], 1e-6)
-  assert_close(jax.vmap(f)(Q, K, V, M), eager, 1e-6)
-  assert_close(jax.jit(jax.vmap(f))(Q, K, V, M), eager, 1e-6)
-  assert np.abs(eager[0] - eager[1]).max() > 1e-2  # slices differ, so vmap is not broadcasting
+  eager = np.asarray(f(Q[0], K[0], V[0], M[0]))
+  jitted = jax.jit(f)
+  per_slice = np.stack([np.asarray(jitted(Q[n], K[n], V[n], M[n])) for n in range(N)])
+  assert_close(per_slice[0], eager, 1e-6)
+  assert_close(jax.vmap(f)(Q, K, V, M), per_slice, 1e-6)
+  assert np.abs(per_slice[0] - per_slice[1]).max() > 1e-2  # slices differ: vmap maps
 
 
 # ------------------------------------------------------- causality, windows via gradients
@@ -335,14 +336,13 @@ def influence(impl, T, D, causal, window):
   def f(x):
     return dot_product_attention(x, x, x, causal=causal, window=window, impl=impl,
                                  q_chunk=2, k_chunk=3)
-  jac = jax.jacrev(f)(x)[0, :, 0, :, 0, :, 0, :]  # [i, d, j, e]
+  jac = jax.jit(jax.jacrev(f))(x)[0, :, 0, :, 0, :, 0, :]  # [i, d, j, e]
   return np.abs(np.asarray(jac)).sum(axis=(1, 3))
 
 
-@pytest.mark.parametrize("impl", ["reference", "chunked", "xla"])
-@pytest.mark.parametrize("causal,window", [(True, None), (True, (2, 0)), (True, (2, 3)),
-                                           (False, (1, 2)), (False, (0, 3)), (False, (4, 0)),
-                                           (False, (0, 0))])
+@pytest.mark.parametrize("impl,causal,window", [
+    ("reference", True, None), ("reference", True, (2, 0)),
+    ("chunked", True, None), ("chunked", True, (2, 3))])
 def test_outputs_depend_exactly_on_allowed_positions(impl, causal, window):
   """Query i's output has a nonzero derivative w.r.t. x_j iff j is allowed, and an exactly
   zero one otherwise (causal: j <= i; window: i - left <= j <= i + right)."""
@@ -355,13 +355,15 @@ def test_outputs_depend_exactly_on_allowed_positions(impl, causal, window):
     assert (got[np.triu_indices(T, 1)] == 0).all()
 
 
-@pytest.mark.parametrize("window", [(0, 0), (2, 1), (0, 3), (4, 0), (11, 11)])
-@pytest.mark.parametrize("causal", [False, True])
-def test_window_weights_pattern(window, causal):
+@pytest.mark.parametrize("causal,window", [(False, (0, 0)), (False, (2, 1)), (False, (0, 3)),
+                                           (False, (4, 0)), (False, (11, 11)), (True, (2, 3)),
+                                           (True, (11, 11))])
+def test_window_weights_pattern(causal, window):
   T, S = 9, 12
   q, k, v = random_qkv(18, 1, T, S, 2, 4)
-  _, weights = dpa(q, k, v, window=window, causal=causal, impl="reference",
-                   return_weights=True)
+  # Eager on purpose: op-by-op dispatch reuses compiled primitives across windows.
+  _, weights = dot_product_attention(q, k, v, window=window, causal=causal,
+                                     impl="reference", return_weights=True)
   i, j = np.arange(T)[:, None], np.arange(S)[None, :]
   want = (i - window[0] <= j) & (j <= i + window[1]) & ((j <= i) if causal else True)
   np.testing.assert_array_equal(np.asarray(weights)[0, 0] > 0, want)
@@ -462,8 +464,6 @@ def test_cudnn_on_cpu_raises_value_error_mentioning_gpu():
       dot_product_attention(Q.astype(dtype), K.astype(dtype), K.astype(dtype), impl="cudnn")
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug: _check_args accepts only Python int/float "
-                   "scales, so a numpy float32 scale is rejected as 'not a positive number'")
 def test_numpy_float32_scale_is_accepted():
   q, k, v = random_qkv(19, 1, 4, 4, 1, 8)
   want = dpa(q, k, v, impl="reference", scale=0.5)

@@ -71,8 +71,12 @@ def _check_args(q, k, v, mask, bias, window, scale, impl, q_chunk=1, k_chunk=1):
     if not (0 <= left < S and 0 <= right < S):
       raise ValueError(f"window={tuple(window)} must satisfy 0 <= left, right <= {S - 1} "
                        f"for a sequence of {S} keys")
-  if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
+  if isinstance(scale, (int, float, np.number)) and not scale > 0:
     raise ValueError(f"scale must be a positive number or None; got {scale!r}")
+  if scale is not None and not (isinstance(scale, (int, float, np.number))
+                                or (hasattr(scale, "shape") and scale.shape == ())):
+    raise ValueError(f"scale must be a positive number (or a scalar array) or None; "
+                     f"got {scale!r}")
   for name, c in (("q_chunk", q_chunk), ("k_chunk", k_chunk)):
     if not (isinstance(c, (int, np.integer)) and c >= 1):
       raise ValueError(f"{name} must be a positive int; got {c!r}")

@@ -1,0 +1,172 @@
+"""Speed and memory of the softmax attention kernels, as a markdown table.
+
+  PYTHONPATH=. .venv/bin/python benchmarks/attention.py [--lengths 512,1024,...] [--heads 8]
+      [--head-dim 64] [--batch 1] [--dtype float32|bfloat16] [--repeats N] [--max-gib 8]
+      [--max-seconds 60]
+
+Implementations: reference (materialised scores), chunked (Rabe & Staats, default chunks
+1024 x 4096), xla (jax.nn.dot_product_attention, implementation="xla"), and cudnn on a GPU.
+Times are the median of --repeats runs after one warm-up, each ended by block_until_ready;
+a config stops repeating once its timed runs pass --max-seconds (at least one timed run).
+Memory is XLA's compiled estimate (memory_analysis: temp + argument + output bytes), so it is
+known without running; a config whose estimate exceeds --max-gib is compiled but not run.
+TFLOP/s follow the FlashAttention convention: fwd = 4 B T^2 H D, fwd+bwd = 3.5 x fwd.
+The two closing lines check the CPU targets: chunked fwd+bwd peak memory at T=16384 at least
+16x below the reference, and chunked fwd+bwd time at T=2048 at most 1.5x the reference.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attn_research.kernels import dot_product_attention
+
+PASSES = ("fwd", "fwd+bwd")
+MIB = 2**20
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--lengths", default="512,1024,2048,4096,8192,16384",
+                 help="comma-separated sequence lengths")
+  p.add_argument("--heads", type=int, default=8)
+  p.add_argument("--head-dim", type=int, default=64)
+  p.add_argument("--batch", type=int, default=1)
+  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+  p.add_argument("--repeats", type=int, default=5, help="timed runs after one warm-up")
+  p.add_argument("--max-seconds", type=float, default=60.0,
+                 help="stop repeating a config once its timed runs took this long")
+  p.add_argument("--max-gib", type=float, default=8.0,
+                 help="do not run configs whose compiled memory estimate exceeds this")
+  args = p.parse_args(argv)
+  args.lengths = [int(t) for t in args.lengths.split(",")]
+  return args
+
+
+def implementations():
+  return ("reference", "chunked", "xla") + (("cudnn",) if jax.default_backend() == "gpu" else ())
+
+
+def attention_fn(impl, pass_):
+  """The function to benchmark: attention itself, or the gradient of its sum w.r.t. q, k, v."""
+  def fwd(q, k, v):
+    return dot_product_attention(q, k, v, impl=impl)
+
+  def loss(q, k, v):
+    return jnp.sum(fwd(q, k, v).astype(jnp.float32))
+  return fwd if pass_ == "fwd" else jax.grad(loss, argnums=(0, 1, 2))
+
+
+def compile_with_memory(fn, shape, dtype):
+  """(compiled executable, peak bytes = temp + argument + output) without running it."""
+  x = jax.ShapeDtypeStruct(shape, dtype)
+  compiled = jax.jit(fn).lower(x, x, x).compile()
+  m = compiled.memory_analysis()
+  return compiled, m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
+
+
+def median_seconds(compiled, args, repeats, max_seconds):
+  jax.block_until_ready(compiled(*args))  # warm-up
+  times = []
+  while len(times) < repeats and sum(times) < max_seconds:
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def flops(batch, length, heads, head_dim, pass_):
+  fwd = 4 * batch * length**2 * heads * head_dim
+  return fwd if pass_ == "fwd" else 3.5 * fwd
+
+
+def measure(impl, pass_, args, qkv):
+  """{"bytes": compiled estimate, "seconds": median or None, "note": why not run}."""
+  shape, dtype = qkv[0].shape, qkv[0].dtype
+  try:
+    compiled, peak = compile_with_memory(attention_fn(impl, pass_), shape, dtype)
+  except ValueError as e:  # e.g. cudnn with float32 inputs
+    return {"bytes": None, "seconds": None, "note": f"unsupported: {e}".split(";")[0]}
+  if peak > args.max_gib * 2**30:
+    return {"bytes": peak, "seconds": None, "note": f"skipped (needs {peak / 2**30:.1f} GiB)"}
+  seconds = median_seconds(compiled, qkv, args.repeats, args.max_seconds)
+  return {"bytes": peak, "seconds": seconds, "note": ""}
+
+
+def random_qkv(args, length):
+  rng = np.random.default_rng(0)
+  shape = (args.batch, length, args.heads, args.head_dim)
+  return tuple(jnp.asarray(rng.standard_normal(shape), args.dtype) for _ in range(3))
+
+
+def run_all(args):
+  """{(impl, length, pass): measurement}; progress goes to stderr, the table to stdout."""
+  results = {}
+  for length in args.lengths:
+    qkv = random_qkv(args, length)
+    for impl in implementations():
+      for pass_ in PASSES:
+        start = time.perf_counter()
+        results[impl, length, pass_] = r = measure(impl, pass_, args, qkv)
+        print(f"  T={length} {impl} {pass_}: {r['note'] or 'done'} "
+              f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+  return results
+
+
+def format_cells(r, n_flops):
+  mem = "-" if r["bytes"] is None else f"{r['bytes'] / MIB:,.0f}"
+  if r["seconds"] is None:
+    return [r["note"], "-", mem]
+  return [f"{1e3 * r['seconds']:,.1f}", f"{n_flops / r['seconds'] / 1e12:.3f}", mem]
+
+
+def table(results, args):
+  head = ["impl", "T"] + [f"{p} {c}" for p in PASSES for c in ("ms", "TFLOP/s", "MiB")]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for impl in implementations():
+    for length in args.lengths:
+      cells = [impl, str(length)]
+      for pass_ in PASSES:
+        n = flops(args.batch, length, args.heads, args.head_dim, pass_)
+        cells += format_cells(results[impl, length, pass_], n)
+      lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def target_lines(results):
+  def ratio(key_num, key_den, field):
+    num, den = results.get(key_num), results.get(key_den)
+    if not num or not den or num[field] is None or den[field] is None:
+      return None
+    return num[field] / den[field]
+
+  mem = ratio(("reference", 16384, "fwd+bwd"), ("chunked", 16384, "fwd+bwd"), "bytes")
+  speed = ratio(("chunked", 2048, "fwd+bwd"), ("reference", 2048, "fwd+bwd"), "seconds")
+  mem_s = "n/a" if mem is None else f"{mem:.1f}x"
+  speed_s = "n/a" if speed is None else f"{speed:.2f}x"
+  mem_ok = "" if mem is None else (" OK" if mem >= 16 else " MISSED")
+  speed_ok = "" if speed is None else (" OK" if speed <= 1.5 else " MISSED")
+  return [f"chunked peak memory at T=16384 is {mem_s} below reference (target >= 16x){mem_ok}",
+          f"chunked fwd+bwd time at T=2048 is {speed_s} reference (target <= 1.5x){speed_ok}"]
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  print(f"# attention: batch {args.batch}, {args.heads} heads, head dim {args.head_dim}, "
+        f"{args.dtype}, median of up to {args.repeats} runs (fewer past "
+        f"{args.max_seconds:g} s); device {jax.devices()[0].device_kind} "
+        f"({jax.default_backend()}); memory = XLA compiled temp + argument + output\n")
+  results = run_all(args)
+  print(table(results, args))
+  print()
+  print("\n".join(target_lines(results)))
+
+
+if __name__ == "__main__":
+  main()
