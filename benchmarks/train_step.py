@@ -4,13 +4,14 @@ For each model of an experiment (default: experiments/compare.py, the default
 experiment), it times
   bare:  state, metrics = train_step(state, batch, rng) in a Python loop over one
          batch already on the device (no data, logging, eval or checkpoints);
-  loop:  attn_research.train.run() with the experiment's own settings (data from the
-         task every step, metric flushes, checkpoints), using the steps/s it records
-         in summary.json (eval time excluded, the first, compiling step excluded).
+  loop:  attn_research.train.run() with the experiment's own settings (its number of
+         steps, data from the task every step, progress bar, metric flushes,
+         checkpoints), using the steps/s it records in summary.json (evaluation time
+         and the first, compiling step excluded).
 and prints a table with loop / bare (target >= 90 %).
 
   PYTHONPATH=. python benchmarks/train_step.py [--config experiments/compare.py[:ARG]]
-                                               [--steps 300] [--repeats 3]
+                                               [--steps N (default: the config's)] [--repeats 2]
 """
 from __future__ import annotations
 
@@ -49,30 +50,30 @@ def bare_steps_per_second(config, steps: int) -> float:
   return steps / (time.perf_counter() - t0)
 
 
-def loop_steps_per_second(config, steps: int) -> float:
-  with config.unlocked():
-    config.train.num_steps = steps + 1  # the first (compiling) step is not timed
-  summary = run(config, tempfile.mkdtemp(), progress=False)
+def loop_steps_per_second(config) -> float:
+  summary = run(config, tempfile.mkdtemp(), progress=True)
   return summary["steps_per_second"]
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", default="experiments/compare.py")
-  parser.add_argument("--steps", type=int, default=300)
-  parser.add_argument("--repeats", type=int, default=3, help="best of N for each")
+  parser.add_argument("--steps", type=int, default=None, help="default: the config's num_steps")
+  parser.add_argument("--repeats", type=int, default=2, help="best of N for each")
   args = parser.parse_args()
   compile_cache.enable()
-  config = load_config(args.config)
+  overrides = [] if args.steps is None else [("train.num_steps", str(args.steps + 1))]
+  config = load_config(args.config, overrides)
+  steps = config.train.num_steps - 1  # the first (compiling) step is not timed
   names = list(config.models) if "models" in config else [None]
-  print(f"{args.config}: {args.steps} timed steps, best of {args.repeats}; "
+  print(f"{args.config}: {steps} timed steps, best of {args.repeats}; "
         f"device {jax.devices()[0].device_kind} x{jax.device_count()}\n")
   print("| model | bare steps/s | loop steps/s | loop / bare |")
   print("|---|---|---|---|")
   for name in names:
     cfg = model_run_config(config, name) if name else config
-    bare = max(bare_steps_per_second(cfg, args.steps) for _ in range(args.repeats))
-    loop = max(loop_steps_per_second(cfg, args.steps) for _ in range(args.repeats))
+    bare = max(bare_steps_per_second(cfg, steps) for _ in range(args.repeats))
+    loop = max(loop_steps_per_second(cfg) for _ in range(args.repeats))
     print(f"| {name or cfg.model.name} | {bare:.1f} | {loop:.1f} | {100 * loop / bare:.0f} % |")
 
 
