@@ -27,12 +27,14 @@ class Registry:
     return sorted(self._entries)
 
   def __contains__(self, name):
-    return name in self._entries
+    return isinstance(name, str) and name.split(":", 1)[0] in self._entries
 
   def _entry(self, name):
-    if name not in self._entries:
+    """NAME or NAME:ARG (an entry that takes an argument, e.g. "tfds:mnist")."""
+    base = name.split(":", 1)[0] if isinstance(name, str) else name
+    if base not in self._entries:
       raise ValueError(f"{self.config_key}={name!r} is not registered; valid: {self.names()}")
-    return self._entries[name]
+    return self._entries[base]
 
   def get(self, name):
     return self._entry(name)[0]

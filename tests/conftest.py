@@ -25,3 +25,14 @@ def make_config(spec="experiments/base.py:smoke", **overrides):
 @pytest.fixture
 def config_factory():
   return make_config
+
+
+def require_program(program: str, apt_package: str):
+  """Skips the calling test when a system program is missing, naming the package;
+  with ATTN_RESEARCH_REQUIRE_SYSTEM=1 (set by .ci/run) a missing program fails it."""
+  import shutil
+  if shutil.which(program) is None:
+    message = f"needs {program!r}: apt-get install -y {apt_package}"
+    if os.environ.get("ATTN_RESEARCH_REQUIRE_SYSTEM") == "1":
+      pytest.fail(message)
+    pytest.skip(message)

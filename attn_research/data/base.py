@@ -74,6 +74,20 @@ class Task:
     with target_mask False on the padding), so evaluation compiles once."""
     raise NotImplementedError
 
+  def render(self, example: dict, out_dir) -> str:
+    """A human view of one example (a dict of arrays without the batch axis): text, or
+    the path of a file written into out_dir (a PNG). Tasks override this."""
+    del out_dir
+    n = int(example["mask"].sum())
+    return (f"inputs[:{n}] = {np.asarray(example['inputs'])[:n].tolist()}\n"
+            f"targets = {np.asarray(example['targets']).tolist()}")
+
+  def summary(self) -> str:
+    i = self.info
+    size = "unbounded (generated)" if i.train_size is None else f"{i.train_size:,}"
+    return (f"{i.input_kind} (input size {i.input_size}) -> {i.output_kind} with "
+            f"{i.num_classes} classes; max length {i.max_length}; train examples {size}")
+
 
 def pad_batch(batch: dict, batch_size: int) -> dict:
   """Pads every array to batch_size rows with zeros (False for target_mask and mask)."""
