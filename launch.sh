@@ -2,6 +2,7 @@
 # attn_research launcher: sets up the environment if needed, then runs a verb.
 #   ./launch.sh                      the default experiment (experiments/compare.py)
 #   ./launch.sh run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
+#   ./launch.sh data NAME            prepare a task's data and show an example
 #   ./launch.sh test [PYTEST ARGS]   the test suite
 #   ./launch.sh help                 verbs and experiments
 set -euo pipefail
@@ -71,6 +72,8 @@ verbs:
                                  (Transformer vs CNN vs BiLSTM on digits; table + plot)
   run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
                                  train one experiment; a workdir with a checkpoint is resumed
+  data NAME [--config.KEY=VALUE ...]
+                                 prepare a task's data, print its summary and one example
   test [PYTEST ARGS]             run the test suite
   help                           this text
 
@@ -88,7 +91,10 @@ case "$verb" in
     [ $# -ge 1 ] || die "run needs a config, e.g. ./launch.sh run experiments/base.py"
     bootstrap; config="$1"; shift
     exec "$PY" -m attn_research.main --config "$config" "$@" ;;
+  data)
+    [ $# -ge 1 ] || die "data needs a task name, e.g. ./launch.sh data listops"
+    bootstrap; exec "$PY" -m attn_research.prepare "$@" ;;
   test) bootstrap; exec "$PY" -m pytest tests "$@" ;;
-  sweep|reproduce) die "'$verb' is not built yet (see the open issues); verbs today: run, test, help" ;;
+  sweep|reproduce) die "'$verb' is not built yet (see the open issues); verbs today: run, data, test, help" ;;
   *) usage; die "unknown verb '$verb'" ;;
 esac

@@ -1,6 +1,7 @@
 """Shared helpers: configs are loaded exactly as the CLI loads them."""
 import os
 import pathlib
+import tempfile
 
 import pytest
 
@@ -11,6 +12,8 @@ from attn_research.config import load_config
 # (The environment variable reaches the CLI and subprocesses the tests start, too.)
 os.environ.setdefault("ATTN_JAX_CACHE", "/tmp/attn_research_test_jax_cache")
 compile_cache.enable(os.environ["ATTN_JAX_CACHE"])
+# Prepared data goes to a fresh folder per test session, never the user's cache.
+os.environ["ATTN_RESEARCH_DATA"] = tempfile.mkdtemp(prefix="attn_research_test_data_")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

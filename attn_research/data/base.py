@@ -89,6 +89,15 @@ class Task:
             f"{i.num_classes} classes; max length {i.max_length}; train examples {size}")
 
 
+def with_target_mask(batch: dict) -> dict:
+  """Adds target_mask when absent: the input mask for per-vector targets, else all True.
+  (Padding an eval batch then leaves the padded rows unscored.)"""
+  if "target_mask" not in batch:
+    t = batch["targets"]
+    batch["target_mask"] = batch["mask"].copy() if t.ndim == 2 else np.ones(t.shape, bool)
+  return batch
+
+
 def pad_batch(batch: dict, batch_size: int) -> dict:
   """Pads every array to batch_size rows with zeros (False for target_mask and mask)."""
   n = len(batch["targets"])
@@ -106,7 +115,7 @@ class ArrayTask(Task):
     self.info, self.train, self.evaluation = info, train, evaluation
     self.num_train = len(train["targets"])
     for split in (train, evaluation):
-      split.setdefault("target_mask", np.ones(split["targets"].shape, bool))
+      with_target_mask(split)
 
   @functools.lru_cache(maxsize=4)
   def _permutation(self, seed: int, epoch: int):

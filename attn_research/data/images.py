@@ -20,6 +20,38 @@ def image_to_vectors(images_BHW, patch_size: int):
   return einops.rearrange(images_BHW, "b (h p1) (w p2) -> b (h w) (p1 p2)", p1=p, p2=p)
 
 
+def vectors_to_image(vectors_TF, image_shape, patch_size: int):
+  """Inverse of image_to_vectors for one image: [T, p*p*C] -> [H, W, C]."""
+  H, W, C = image_shape
+  p = patch_size
+  return einops.rearrange(vectors_TF, "(h w) (c p1 p2) -> (h p1) (w p2) c", h=H // p, w=W // p,
+                          p1=p, p2=p, c=C)
+
+
+class ImageTask(ArrayTask):
+  """Images as vector sets; remembers the image shape so an example can be drawn."""
+
+  def __init__(self, info, train, evaluation, *, image_shape, patch_size):
+    super().__init__(info, train, evaluation)
+    self.image_shape, self.patch_size = tuple(image_shape), patch_size
+
+  def render(self, example, out_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    image = vectors_to_image(np.asarray(example["inputs"]), self.image_shape, self.patch_size)
+    fig, ax = plt.subplots(figsize=(3, 3))
+    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray_r")
+    ax.set_title(f"label {int(example['targets'])}: {self.info.max_length} vectors of "
+                 f"{self.info.input_size}")
+    ax.axis("off")
+    path = pathlib.Path(out_dir) / "example.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return str(path)
+
+
 @functools.lru_cache(maxsize=1)
 def _load_digits():
   """(images [1797, 8, 8] in [0, 1], labels [1797]); loaded once per process.
@@ -62,4 +94,4 @@ def digits(cfg):
   info = TaskInfo(input_kind="pixels" if p == 1 else "patches", input_size=p * p,
                   output_kind="per_sequence", num_classes=10, max_length=vectors.shape[1],
                   train_size=len(split["train"]))
-  return ArrayTask(info, arrays["train"], arrays["eval"])
+  return ImageTask(info, arrays["train"], arrays["eval"], image_shape=(8, 8, 1), patch_size=p)

@@ -1,0 +1,122 @@
+"""`tfds:<name>`: datasets of tensorflow-datasets, read with tfds.data_source (no TensorFlow).
+
+Only datasets already prepared in the TFDS data directory are read; this task never
+downloads and never waits on the network. Prepare one on a machine with network
+access with `tfds build <name> --file_format=array_record --data_dir <dir>` and copy the
+folder here (the directory is data.dir, else $TFDS_DATA_DIR, else
+~/tensorflow_datasets).
+
+Supported features:
+  image + label    (mnist, cifar10, fashion_mnist, ...): image patches as vectors
+  text + label     (imdb_reviews, ...): UTF-8 bytes as tokens
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+
+from attn_research.data.base import ArrayTask, TaskInfo, register_task
+from attn_research.data.images import ImageTask, image_to_vectors
+
+DEFAULTS = dict(dir=None, train_split="train", eval_split="test", patch_size=4,
+                max_tokens=512, max_train=None, seed=0)
+EMBEDDED = "digits or mnist1d (images), fortunes (text), spoken_digits (speech)"
+BYTE_VOCAB = 257  # 0 is padding, byte b is token b + 1
+
+
+def tfds_dir(configured):
+  return pathlib.Path(configured or os.environ.get("TFDS_DATA_DIR")
+                      or pathlib.Path.home() / "tensorflow_datasets")
+
+
+def _not_prepared(name, directory, error):
+  return ValueError(
+      f"tensorflow-datasets dataset {name!r} is not prepared in {directory} ({error}). "
+      f"This task never downloads. On a machine with network access run "
+      f"`tfds build {name} --file_format=array_record --data_dir {directory}` and copy the "
+      f"folder here (or set data.dir / $TFDS_DATA_DIR), or use an embedded task instead: "
+      f"{EMBEDDED}.")
+
+
+def _read_split(name, split, directory):
+  import tensorflow_datasets as tfds
+  try:
+    source = tfds.data_source(name, split=split, data_dir=str(directory), download=False)
+    return [source[i] for i in range(len(source))]
+  except Exception as e:  # tfds raises several types; all mean "not here"
+    raise _not_prepared(name, directory, f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def _images(examples, patch_size):
+  """[N, T, C * p * p] patch vectors (channel-major within a patch) and the image shape."""
+  images = np.stack([np.asarray(e["image"]) for e in examples]).astype(np.float32) / 255.0
+  if images.ndim == 3:
+    images = images[..., None]
+  per_channel = [image_to_vectors(images[..., c], patch_size) for c in range(images.shape[-1])]
+  return np.concatenate(per_channel, axis=-1), images.shape[1:]
+
+
+def _texts(examples, max_tokens):
+  tokens = np.zeros((len(examples), max_tokens), np.int32)
+  lengths = np.zeros(len(examples), np.int32)
+  for i, e in enumerate(examples):
+    text = e["text"]
+    data = (text if isinstance(text, bytes) else str(text).encode("utf-8"))[:max_tokens]
+    tokens[i, :len(data)] = np.frombuffer(data, np.uint8).astype(np.int32) + 1
+    lengths[i] = len(data)
+  return tokens, lengths
+
+
+def _num_classes(name, directory):
+  import tensorflow_datasets as tfds
+  return int(tfds.builder(name, data_dir=str(directory)).info.features["label"].num_classes)
+
+
+class TextTask(ArrayTask):
+  def render(self, example, out_dir):
+    del out_dir
+    n = int(example["mask"].sum())
+    text = bytes(int(t) - 1 for t in example["inputs"][:n]).decode("utf-8", "replace")
+    return f"label {int(example['targets'])}: {text}"
+
+
+@register_task("tfds", DEFAULTS, smoke=dict(max_train=64, patch_size=7, max_tokens=64))
+def tfds_task(cfg):
+  """Any prepared image or text classification dataset of tensorflow-datasets."""
+  base, _, name = cfg["name"].partition(":")
+  if not name:
+    raise ValueError(f"data.name={cfg['name']!r} names no dataset; write tfds:<name>, "
+                     f"e.g. tfds:mnist")
+  directory = tfds_dir(cfg["dir"])
+  train = _read_split(name, cfg["train_split"], directory)
+  evaluation = _read_split(name, cfg["eval_split"], directory)
+  if cfg["max_train"] is not None:
+    order = np.random.default_rng(cfg["seed"]).permutation(len(train))[:cfg["max_train"]]
+    train = [train[i] for i in sorted(order)]
+  features = set(train[0])
+  splits = {}
+  if {"image", "label"} <= features:
+    for split, examples in (("train", train), ("eval", evaluation)):
+      vectors, image_shape = _images(examples, cfg["patch_size"])
+      splits[split] = {"inputs": vectors, "mask": np.ones(vectors.shape[:2], bool),
+                       "targets": np.array([int(e["label"]) for e in examples], np.int32)}
+    kind, size = "patches", vectors.shape[-1]
+  elif {"text", "label"} <= features:
+    for split, examples in (("train", train), ("eval", evaluation)):
+      tokens, lengths = _texts(examples, cfg["max_tokens"])
+      splits[split] = {"inputs": tokens, "mask": np.arange(tokens.shape[1])[None] < lengths[:, None],
+                       "targets": np.array([int(e["label"]) for e in examples], np.int32)}
+    kind, size = "tokens", BYTE_VOCAB
+  else:
+    raise ValueError(f"tfds:{name} has features {sorted(features)}; supported: image+label, "
+                     f"text+label")
+  num_classes = _num_classes(name, directory)
+  info = TaskInfo(input_kind=kind, input_size=size, output_kind="per_sequence",
+                  num_classes=num_classes, max_length=splits["train"]["inputs"].shape[1],
+                  train_size=len(splits["train"]["targets"]))
+  if kind == "patches":
+    return ImageTask(info, splits["train"], splits["eval"], image_shape=image_shape,
+                     patch_size=cfg["patch_size"])
+  return TextTask(info, splits["train"], splits["eval"])
