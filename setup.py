@@ -25,6 +25,9 @@ setup(
         "matplotlib>=3.11,<4",
         "tqdm>=4.70,<5",
         "scikit-learn>=1.9,<2",
+        "scipy>=1.17,<2",
+        "networkx>=3.6,<4",
+        "mnist1d>=0.0.2.post1,<0.1",
     ],
     extras_require={
         "test": ["pytest>=9.2,<10", "chex>=0.1.92,<0.2"],
