@@ -10,7 +10,7 @@ from attn_research import main as cli
 from attn_research.config import apply_overrides, parse_override_args
 from attn_research.train.compare import run_comparison
 from attn_research.train.loop import run
-from tests.conftest import ROOT, make_config
+from tests.conftest import ROOT, make_config, require_program
 
 EXPERIMENTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "experiments").rglob("*.py"))
 
@@ -26,10 +26,16 @@ def test_every_experiment_builds_locks_and_documents_itself(spec):
     assert word in doc, f"{spec} docstring lacks {word}"
 
 
+# Tasks that need a system program: (program, Debian package).
+NEEDS_PROGRAM = {"spoken_digits": ("espeak-ng", "espeak-ng")}
+
+
 @pytest.mark.parametrize("spec", EXPERIMENTS)
 def test_every_smoke_variant_runs_one_step(spec, tmp_path):
   config = make_config(spec + ":smoke", train__num_steps=1, train__eval_every=1,
                        train__checkpoint_every=1, train__warmup_steps=0)
+  if "data" in config and config.data.name.split(":")[0] in NEEDS_PROGRAM:
+    require_program(*NEEDS_PROGRAM[config.data.name.split(":")[0]])
   if "models" in config:
     summaries, _ = run_comparison(config, tmp_path, progress=False)
     assert (tmp_path / "comparison.md").exists() and (tmp_path / "comparison.png").exists()

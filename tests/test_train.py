@@ -115,3 +115,17 @@ def test_checkpoint_is_never_overwritten_by_an_older_step(tmp_path):
   with pytest.raises(ValueError, match="refusing to overwrite checkpoint step 4 with step 3"):
     checkpointer.save(3, {"x": np.zeros(2)})
   checkpointer.close()
+
+
+def test_tuple_settings_resume(tmp_path):
+  """config.json stores tuples as lists; that is not a config difference."""
+  from attn_research.train.checkpoint import check_resumable
+  run(small_config(), tmp_path, progress=False)
+  config = json.loads((tmp_path / "config.json").read_text())
+  config["data"]["extra"] = ["a", 1]
+  (tmp_path / "config.json").write_text(json.dumps(config))
+  config["data"]["extra"] = ("a", 1)
+  check_resumable(tmp_path, config)  # no error
+  config["data"]["extra"] = ("a", 2)
+  with pytest.raises(ckpt_lib.ConfigMismatchError, match=r"data.extra: \['a', 1\] -> \['a', 2\]"):
+    check_resumable(tmp_path, config)

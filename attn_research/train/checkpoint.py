@@ -56,7 +56,9 @@ def check_resumable(workdir, config_dict: dict):
   stored = pathlib.Path(workdir) / "config.json"
   if not has_checkpoint(workdir) or not stored.exists():
     return
-  diffs = config_differences(json.loads(stored.read_text()), config_dict)
+  # Compare as JSON sees them (a tuple in the config is a list in config.json).
+  diffs = config_differences(json.loads(stored.read_text()),
+                             json.loads(json.dumps(config_dict)))
   if diffs:
     raise ConfigMismatchError(
         f"{workdir} holds checkpoints of a different config; refusing to mix them.\n  "
