@@ -57,6 +57,7 @@ def _atomic_write(path: pathlib.Path, write):
   try:
     with os.fdopen(fd, "wb") as f:
       write(f)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; data files are for everyone
     os.replace(tmp, path)
   except BaseException:
     pathlib.Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,314 @@
+"""Text read from Debian packages, as token sequences: fortunes by category, and the
+King James Bible for character-level language modelling.
+
+fortunes  Debian's `fortunes` package (/usr/share/games/fortunes): one file per
+          category, quotes separated by lines holding only '%'. Each quote is a
+          sequence of its UTF-8 bytes (token = byte value 0..255, 256 = padding; a
+          byte vocabulary needs no fitting and decodes exactly), truncated to
+          max_length, labelled with its category: one label per sequence.
+kjv       Debian's `bible-kjv-text` (/usr/lib/bible.data): 31,102 verses of the 1611
+          King James Version, one verse per line. Decoder-only next-character
+          prediction over windows of max_length characters.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import pathlib
+import re
+import struct
+import subprocess
+
+import numpy as np
+
+from attn_research.data.base import ArrayTask, Task, TaskInfo, pad_batch, register_task
+from attn_research.data.cache import MissingProgramError, cached_arrays, data_dir, require_program
+
+FORTUNES_DIR = pathlib.Path("/usr/share/games/fortunes")
+KJV_PATH = pathlib.Path("/usr/lib/bible.data")
+
+
+def require_path(path, apt_package: str) -> pathlib.Path:
+  """The path, or one clear error naming the Debian package that installs it."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    raise MissingProgramError(
+        f"this task reads {str(path)!r}, which does not exist; install it with: "
+        f"apt-get update && apt-get install -y {apt_package}")
+  return path
+
+
+def split_names(text: str) -> list[str]:
+  """"a, b,c" -> ["a", "b", "c"] (settings hold lists as comma-separated text)."""
+  return [w.strip() for w in text.split(",") if w.strip()]
+
+
+# ----------------------------------------------------------------------------- fortunes
+
+PAD_BYTE = 256  # tokens 0..255 are bytes
+
+
+@functools.lru_cache(maxsize=2)
+def read_fortunes(directory: str) -> dict[str, tuple[bytes, ...]]:
+  """{category: quotes} from a fortune directory. Skips the strfile indexes (.dat), the
+  .u8 links (the same files) and subdirectories (the offensive `off/` set); drops
+  empty quotes. A quote is the bytes between two '%' lines, without its final newline."""
+  out = {}
+  for path in sorted(pathlib.Path(directory).iterdir()):
+    if path.suffix in (".dat", ".u8") or path.is_symlink() or not path.is_file():
+      continue
+    raw = path.read_bytes().replace(b"\r\n", b"\n")
+    quotes = re.split(rb"(?m)^%\n", raw if raw.endswith(b"\n") else raw + b"\n")
+    out[path.name] = tuple(q[:-1] if q.endswith(b"\n") else q for q in quotes if q.strip())
+  return out
+
+
+def select_categories(quotes: dict, names: str, min_quotes: int) -> list[str]:
+  """The named categories (all named must exist and hold min_quotes quotes), or, with
+  no names, every category holding at least min_quotes quotes, by name."""
+  counts = {c: len(q) for c, q in quotes.items()}
+  available = ", ".join(f"{c} ({n})" for c, n in sorted(counts.items()))
+  if not names:
+    chosen = sorted(c for c, n in counts.items() if n >= min_quotes)
+    if len(chosen) < 2:
+      raise ValueError(f"only {len(chosen)} fortune categories hold data.min_quotes="
+                       f"{min_quotes} quotes; lower it. Categories: {available}")
+    return chosen
+  chosen = split_names(names)
+  missing = [c for c in chosen if c not in counts]
+  if missing:
+    raise MissingProgramError(
+        f"data.categories names {missing}, not in {FORTUNES_DIR} (the full set comes with "
+        f"apt-get update && apt-get install -y fortunes). Categories: {available}")
+  small = [f"{c} ({counts[c]})" for c in chosen if counts[c] < min_quotes]
+  if small:
+    raise ValueError(f"data.categories {small} hold fewer than data.min_quotes={min_quotes} "
+                     f"quotes")
+  if len(chosen) < 2 or len(set(chosen)) != len(chosen):
+    raise ValueError(f"data.categories={names!r} must name at least two distinct categories")
+  return chosen
+
+
+def unique_quotes(quotes: dict, categories) -> dict[str, list[bytes]]:
+  """Each category's quotes without repeats, leaving out any quote (compared without
+  surrounding whitespace) that two chosen categories share: its label is ambiguous."""
+  owners = {}
+  for c in categories:
+    for q in quotes[c]:
+      owners.setdefault(q.strip(), set()).add(c)
+  out = {}
+  for c in categories:
+    seen, kept = set(), []
+    for q in quotes[c]:
+      key = q.strip()
+      if len(owners[key]) == 1 and key not in seen:
+        seen.add(key)
+        kept.append(q)
+    out[c] = kept
+  return out
+
+
+def encode_bytes(texts, max_length: int):
+  """Byte strings -> (tokens [N, max_length] int32 padded with PAD_BYTE, lengths [N])."""
+  tokens = np.full((len(texts), max_length), PAD_BYTE, np.int32)
+  lengths = np.zeros(len(texts), np.int32)
+  for i, text in enumerate(texts):
+    row = np.frombuffer(text[:max_length], np.uint8)
+    tokens[i, :len(row)] = row
+    lengths[i] = len(row)
+  return tokens, lengths
+
+
+def decode_bytes(tokens, mask) -> str:
+  row = np.asarray(tokens)[np.asarray(mask, bool)]
+  return bytes(row.astype(np.uint8).tolist()).decode("utf-8", errors="replace")
+
+
+class FortunesTask(ArrayTask):
+  def __init__(self, info, train, evaluation, class_names):
+    super().__init__(info, train, evaluation)
+    self.class_names = tuple(class_names)
+
+  def render(self, example, out_dir):
+    del out_dir
+    text = decode_bytes(example["inputs"], example["mask"])
+    return f"{text}\n[{self.class_names[int(example['targets'])]}]"
+
+
+@register_task("fortunes",
+               dict(categories="", min_quotes=600, max_length=256, eval_fraction=0.2, seed=0),
+               smoke=dict(max_length=32))
+def fortunes(cfg):
+  """Which fortune file does a quote come from? (Debian `fortunes`, 15,217 quotes in
+  43 files.) categories="" takes every file with at least min_quotes quotes; the
+  default (600) gives 9 classes: computers, cookie, definitions, miscellaneous,
+  people, politics, science, songs-poems, work. Quotes repeated within a file, or
+  shared by two chosen files (ambiguous), are dropped (75 of 7,967), leaving 7,892:
+  6,315 train, 1,577 eval. Class balance, measured: 623 (science) to 1,241 (people)
+  quotes per class, shares 7.9 % to 15.7 %: always guessing the majority class scores
+  15.7 %. Median quote 100 bytes; 63 % fit in 128 bytes, 83 % in 256, 92 % in 512.
+  A seeded split keeps round(eval_fraction * n) of each class aside (stratified).
+  """
+  T, frac = cfg["max_length"], cfg["eval_fraction"]
+  if T < 1:
+    raise ValueError(f"data.max_length={T} must be >= 1")
+  if not 0 < frac < 1:
+    raise ValueError(f"data.eval_fraction={frac} must be in (0, 1)")
+  directory = require_path(FORTUNES_DIR, "fortunes")
+  quotes = read_fortunes(str(directory))
+  if not quotes:
+    raise MissingProgramError(f"{directory} holds no fortune files; install them with: "
+                              "apt-get update && apt-get install -y fortunes")
+  names = select_categories(quotes, cfg["categories"], cfg["min_quotes"])
+  by_class = unique_quotes(quotes, names)
+  rng = np.random.default_rng(cfg["seed"])
+  split = {"train": ([], []), "eval": ([], [])}
+  for label, name in enumerate(names):
+    order = rng.permutation(len(by_class[name]))
+    n_eval = int(round(frac * len(order)))
+    for part, idx in (("eval", order[:n_eval]), ("train", order[n_eval:])):
+      split[part][0].extend(by_class[name][i] for i in idx)
+      split[part][1].extend([label] * len(idx))
+  arrays = {}
+  for part, (texts, labels) in split.items():
+    tokens, lengths = encode_bytes(texts, T)
+    arrays[part] = {"inputs": tokens, "mask": np.arange(T)[None] < lengths[:, None],
+                    "targets": np.asarray(labels, np.int32)}
+  info = TaskInfo(input_kind="tokens", input_size=PAD_BYTE + 1, output_kind="per_sequence",
+                  num_classes=len(names), max_length=T, train_size=len(split["train"][1]))
+  return FortunesTask(info, arrays["train"], arrays["eval"], names)
+
+
+# ----------------------------------------------------------------------------- kjv
+
+KJV_MAGIC = b"EC02"
+VERSE = re.compile(rb"^(\d?[A-Za-z]+)(\d+):(\d+) (.*)$")
+
+
+def decode_bible_data(raw: bytes) -> bytes:
+  """The text inside bible-kjv's compressed data file.
+
+  Layout (bible-kjv 4.x, all integers big-endian 32-bit): the magic "EC02Compressed
+  Data File" in 84 bytes; the window size (65,536) and the window count n; n + 1 file
+  offsets; then one `compress` (LZW) header (1f 9d 90) shared by all windows and, at
+  each offset, one window's LZW stream. `gzip -d` reads the compress format, so each
+  window is the header plus its stream, decompressed by gzip.
+  """
+  if not raw.startswith(KJV_MAGIC):
+    raise ValueError(f"not a bible-kjv data file (magic {raw[:4]!r}, expected {KJV_MAGIC!r})")
+  gzip = require_program("gzip", "gzip")
+  _, count = struct.unpack(">II", raw[84:92])
+  offsets = struct.unpack(f">{count + 1}I", raw[92:92 + 4 * (count + 1)])
+  header = raw[92 + 4 * (count + 1):offsets[0]]
+  return b"".join(
+      subprocess.run([gzip, "-dc"], input=header + raw[start:end], capture_output=True,
+                     check=True).stdout
+      for start, end in zip(offsets[:-1], offsets[1:]))
+
+
+def parse_verses(text: bytes) -> dict[str, list[bytes]]:
+  """{book abbreviation: verse texts} in canonical order from lines "Ge1:1 In the ..."
+  (the first line is a title and is skipped)."""
+  books = {}
+  for line in text.split(b"\n")[1:]:
+    if not line:
+      continue
+    m = VERSE.match(line)
+    if m is None:
+      raise ValueError(f"unexpected line in the KJV text: {line[:80]!r}")
+    books.setdefault(m.group(1).decode(), []).append(m.group(4))
+  return books
+
+
+class CharLMTask(Task):
+  """Random windows of a training text; fixed, consecutive windows of an eval text.
+
+  Tokens index `vocab` (the training text's characters, in byte order); id len(vocab)
+  stands for a character never seen in training. A window of T inputs reads
+  text[s:s+T], its targets text[s+1:s+T+1]; every position is scored.
+  """
+
+  def __init__(self, info, train_ids, eval_ids, vocab, num_eval, data_seed):
+    self.info, self.train_ids, self.vocab, self.data_seed = info, train_ids, vocab, data_seed
+    T = info.max_length
+    available = (len(eval_ids) - 1) // T
+    if not 1 <= num_eval <= available:
+      raise ValueError(f"data.num_eval={num_eval} must be in [1, {available}]: the eval text "
+                       f"holds {len(eval_ids):,} characters, {available} windows of {T}")
+    self._eval = self._windows(eval_ids, np.arange(num_eval) * T)
+
+  def _windows(self, ids, starts):
+    idx = starts[:, None] + np.arange(self.info.max_length + 1)[None]
+    seq = ids[idx].astype(np.int32)
+    ones = np.ones(seq[:, 1:].shape, bool)
+    return {"inputs": seq[:, :-1], "targets": seq[:, 1:], "mask": ones, "target_mask": ones}
+
+  def train_batch(self, step, batch_size, seed):
+    rng = np.random.default_rng([self.data_seed, seed, step])
+    starts = rng.integers(0, len(self.train_ids) - self.info.max_length, size=batch_size)
+    return self._windows(self.train_ids, starts)
+
+  def eval_batches(self, batch_size):
+    n = len(self._eval["targets"])
+    for start in range(0, n, batch_size):
+      yield pad_batch({k: v[start:start + batch_size] for k, v in self._eval.items()},
+                      batch_size)
+
+  def decode(self, ids) -> str:
+    table = [chr(c) for c in self.vocab] + ["\N{REPLACEMENT CHARACTER}"]
+    return "".join(table[int(i)] for i in np.asarray(ids))
+
+  def render(self, example, out_dir):
+    del out_dir
+    window = np.concatenate([np.asarray(example["inputs"])[:1], example["targets"]])
+    return self.decode(window)
+
+
+@register_task("kjv", dict(eval_books="Ruth,Eccl,Jas", max_length=128, num_eval=256, seed=0,
+                           dir=None),
+               smoke=dict(max_length=16, num_eval=8))
+def kjv(cfg):
+  """Character-level language modelling of the King James Bible (Debian
+  bible-kjv-text: 31,102 verses in 66 books). The text is each verse on its own line
+  (references such as "Ge1:1" dropped), books in canonical order: 4,137,850
+  characters. Split by book: eval_books (abbreviations as in the data file: Ge,
+  Exo, ..., Rev) are held out; the default Ruth, Ecclesiastes and James (53,505
+  characters: narrative, wisdom, letter) leave 4,084,345 for training. The
+  vocabulary is the training text's 63 characters (letters, space, newline and
+  punctuation; no digits) plus one id for unseen characters (none in the default
+  eval books): 64 tokens. Training windows start at random positions drawn from
+  (data seed, run seed, step); eval reads num_eval consecutive windows from the
+  start of the held-out text. Prepared once (0.44 s on a busy 2-core CPU), then
+  cached in the data directory (0.02 s).
+  """
+  T = cfg["max_length"]
+  if T < 1:
+    raise ValueError(f"data.max_length={T} must be >= 1")
+  path = require_path(KJV_PATH, "bible-kjv-text")
+  raw = path.read_bytes()
+  held_out = sorted(set(split_names(cfg["eval_books"])))
+  params = {"source_sha256": hashlib.sha256(raw).hexdigest(), "eval_books": held_out,
+            "format": 1}
+
+  def build():
+    books = parse_verses(decode_bible_data(raw))
+    unknown = [b for b in held_out if b not in books]
+    if unknown or not held_out or len(held_out) == len(books):
+      raise ValueError(f"data.eval_books={cfg['eval_books']!r}: need one or more of the "
+                       f"book abbreviations, not all; unknown {unknown}; valid: {list(books)}")
+    text = {part: b"".join(b"".join(v + b"\n" for v in verses)
+                           for book, verses in books.items() if (book in held_out) == is_eval)
+            for part, is_eval in (("train", False), ("eval", True))}
+    train = np.frombuffer(text["train"], np.uint8)
+    vocab = np.unique(train)
+    lookup = np.full(256, len(vocab), np.uint8)
+    lookup[vocab] = np.arange(len(vocab))
+    return {"vocab": vocab.astype(np.int32), "train": lookup[train],
+            "eval": lookup[np.frombuffer(text["eval"], np.uint8)]}
+
+  arrays = cached_arrays(data_dir(cfg["dir"]), "kjv", params, build)
+  vocab_size = len(arrays["vocab"]) + 1
+  info = TaskInfo(input_kind="tokens", input_size=vocab_size, output_kind="sequence",
+                  num_classes=vocab_size, max_length=T)
+  return CharLMTask(info, arrays["train"], arrays["eval"], arrays["vocab"], cfg["num_eval"],
+                    cfg["seed"])
