@@ -146,3 +146,19 @@ def test_bad_family_settings_are_named():
     get_model(tiny("rnn"), info("sequence"))
   with pytest.raises(ValueError, match="model.cell='rnn' is not valid"):
     get_model(tiny("rnn", cell="rnn"), info("per_sequence"))
+
+
+def test_linear_attention_transformer_is_causal_and_masks_padding():
+  model = get_model(tiny("transformer", attention="linear"), info("sequence"))
+  g = _output_gradients(model, 2)
+  assert np.all(g[3:] == 0.0) and np.all(g[:3] > 0.0), g
+  enc = get_model(tiny("transformer", attention="linear"), info("per_sequence"))
+  x = inputs()
+  np.testing.assert_allclose(enc(x, MASK, train=False),
+                             enc(x.at[1, 4:].set(100.0), MASK, train=False), atol=1e-5)
+
+
+def test_linear_attention_rejects_softmax_only_settings():
+  with pytest.raises(ValueError, match="attention_impl='reference' is not a linear attention form"):
+    get_model(tiny("transformer", attention="linear", attention_impl="reference"),
+              info("per_sequence"))

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attn_research import kernels
+from attn_research.kernels import linear as linear_lib
 from attn_research.registry import Registry
 
 ATTENTION_KERNELS = Registry("model.attention")
@@ -22,6 +23,7 @@ class SoftmaxKernel(nnx.Module):
 
   def __init__(self, num_heads, head_dim, impl, *, rngs):
     del num_heads, head_dim, rngs
+    kernels.check_impl(impl)
     self.impl = impl
 
   def __call__(self, q, k, v, *, mask, causal, window, return_weights):
@@ -35,6 +37,7 @@ class AdditiveKernel(nnx.Module):
   """Bahdanau's additive scores w . tanh(q_i + k_j), one score vector w per head."""
 
   def __init__(self, num_heads, head_dim, impl, *, rngs):
+    kernels.check_impl(impl)
     self.impl = impl
     self.w_HD = nnx.Param(nnx.initializers.normal(head_dim ** -0.5)(
         rngs.params(), (num_heads, head_dim)))
@@ -43,6 +46,29 @@ class AdditiveKernel(nnx.Module):
     impl = "reference" if return_weights else self.impl
     return kernels.additive_attention(q, k, v, self.w_HD[...], mask=mask, causal=causal,
                                       window=window, impl=impl, return_weights=return_weights)
+
+
+@register_attention("linear")
+class LinearKernel(nnx.Module):
+  """Linear attention (Katharopoulos et al. 2020): softmax replaced by the feature map
+  elu(x) + 1, so causal attention is an RNN with a d x d state and costs O(T)."""
+
+  def __init__(self, num_heads, head_dim, impl, *, rngs):
+    del num_heads, head_dim, rngs
+    if impl not in linear_lib.LINEAR_IMPLS:
+      raise ValueError(f"model.attention_impl={impl!r} is not a linear attention form; "
+                       f"valid: {linear_lib.LINEAR_IMPLS}")
+    self.impl = impl
+
+  def __call__(self, q, k, v, *, mask, causal, window, return_weights):
+    if window is not None:
+      raise ValueError(f"linear attention has no window (got window={window}); "
+                       "use attention='softmax' for truncated attention")
+    if return_weights:
+      raise ValueError("linear attention never forms the attention matrix; "
+                       "return_weights needs attention='softmax'")
+    key_mask = None if mask is None else mask[:, 0, 0, :]  # [B, 1, 1, S] padding mask
+    return linear_lib.linear_attention(q, k, v, mask=key_mask, causal=causal, impl=self.impl)
 
 
 class MultiHeadSelfAttention(nnx.Module):
@@ -61,7 +87,6 @@ class MultiHeadSelfAttention(nnx.Module):
     if num_heads < 1 or d_model % num_heads:
       raise ValueError(f"num_heads={num_heads} must be a positive divisor of d_model={d_model}")
     kernel_cls = ATTENTION_KERNELS.get(kernel)
-    kernels.check_impl(impl)
     self.num_heads, self.head_dim = num_heads, d_model // num_heads
     self.causal, self.window = causal, None if window is None else tuple(window)
     shape = (num_heads, self.head_dim)
