@@ -1,9 +1,7 @@
 """Configs: every experiment builds and locks; overrides are typed and checked; the CLI
 rejects bad input before writing anything."""
 import json
-import pathlib
 
-import ml_collections
 import pytest
 
 from attn_research import main as cli

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import pathlib
 
 import numpy as np
 
@@ -87,6 +88,17 @@ class Task:
     size = "unbounded (generated)" if i.train_size is None else f"{i.train_size:,}"
     return (f"{i.input_kind} (input size {i.input_size}) -> {i.output_kind} with "
             f"{i.num_classes} classes; max length {i.max_length}; train examples {size}")
+
+
+def save_figure(draw, out_dir, filename: str, figsize=(4, 3), dpi: int = 100) -> str:
+  """draw(ax) on a fresh figure (no pyplot state), saved as out_dir/filename; its path."""
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=figsize)
+  draw(fig.add_subplot())
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out / filename, dpi=dpi, bbox_inches="tight")
+  return str(out / filename)
 
 
 def with_target_mask(batch: dict) -> dict:

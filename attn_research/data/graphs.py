@@ -16,11 +16,10 @@ other tasks never need it.
 from __future__ import annotations
 
 import hashlib
-import pathlib
 
 import numpy as np
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task
+from attn_research.data.base import ArrayTask, TaskInfo, register_task, save_figure
 
 
 def _networkx():
@@ -63,8 +62,6 @@ class GraphTask(ArrayTask):
     """Draws the example's graph to out_dir/NAME-HASH.png (node colour = class; for
     per-node labels, the nodes that count in the loss or metric get a black ring)."""
     nx = _networkx()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     n = int(np.asarray(example["mask"]).sum())
@@ -79,32 +76,28 @@ class GraphTask(ArrayTask):
     if per_node and "target_mask" in example:
       rings = ["black" if s else "none" for s in np.asarray(example["target_mask"])[:n]]
 
-    fig = Figure(figsize=(5, 5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    pos = nx.spring_layout(graph, seed=0)
-    nx.draw_networkx_edges(graph, pos, ax=ax, alpha=0.5)
-    nx.draw_networkx_nodes(graph, pos, ax=ax, node_color=colours, edgecolors=rings,
-                           linewidths=2.0, node_size=250 if n > 12 else 400)
-    nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
-    handles = [Line2D([], [], marker="o", ls="", color=palette[c], label=name)
-               for c, name in enumerate(self.class_names)]
-    if rings != "none":
-      handles.append(Line2D([], [], marker="o", ls="", markerfacecolor="white",
-                            markeredgecolor="black", markeredgewidth=2.0, label="scored"))
-    ax.legend(handles=handles, loc="best", fontsize=8)
-    title = f"{self.name}: {n} nodes, {graph.number_of_edges()} edges"
-    if not per_node:
-      title += f", label {self.class_names[int(targets)]!r}"
-    ax.set_title(title, fontsize=9)
-    ax.set_axis_off()
     digest = hashlib.sha1(adjacency.tobytes() + targets.tobytes() + np.asarray(
         example.get("target_mask", False)).tobytes()).hexdigest()[:12]
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{self.name}-{digest}.png"
-    fig.savefig(path, dpi=100)
-    return str(path)
+
+    def draw(ax):
+      pos = nx.spring_layout(graph, seed=0)
+      nx.draw_networkx_edges(graph, pos, ax=ax, alpha=0.5)
+      nx.draw_networkx_nodes(graph, pos, ax=ax, node_color=colours, edgecolors=rings,
+                             linewidths=2.0, node_size=250 if n > 12 else 400)
+      nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
+      handles = [Line2D([], [], marker="o", ls="", color=palette[c], label=name)
+                 for c, name in enumerate(self.class_names)]
+      if rings != "none":
+        handles.append(Line2D([], [], marker="o", ls="", markerfacecolor="white",
+                              markeredgecolor="black", markeredgewidth=2.0, label="scored"))
+      ax.legend(handles=handles, loc="best", fontsize=8)
+      title = f"{self.name}: {n} nodes, {graph.number_of_edges()} edges"
+      if not per_node:
+        title += f", label {self.class_names[int(targets)]!r}"
+      ax.set_title(title, fontsize=9)
+      ax.set_axis_off()
+
+    return save_figure(draw, out_dir, f"{self.name}-{digest}.png", figsize=(5, 5))
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pathlib
 import einops
 import numpy as np
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task
+from attn_research.data.base import ArrayTask, TaskInfo, register_task, save_figure
 
 
 def image_to_vectors(images_BHW, patch_size: int):
@@ -36,20 +36,15 @@ class ImageTask(ArrayTask):
     self.image_shape, self.patch_size = tuple(image_shape), patch_size
 
   def render(self, example, out_dir):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     image = vectors_to_image(np.asarray(example["inputs"]), self.image_shape, self.patch_size)
-    fig, ax = plt.subplots(figsize=(3, 3))
-    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray_r")
-    ax.set_title(f"label {int(example['targets'])}: {self.info.max_length} vectors of "
-                 f"{self.info.input_size}")
-    ax.axis("off")
-    path = pathlib.Path(out_dir) / "example.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return str(path)
+
+    def draw(ax):
+      ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray_r")
+      ax.set_title(f"label {int(example['targets'])}: {self.info.max_length} vectors of "
+                   f"{self.info.input_size}")
+      ax.axis("off")
+
+    return save_figure(draw, out_dir, "example.png", figsize=(3, 3))
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,12 +22,11 @@ train_size=4,000: 394 to 411 per class (9.9 % to 10.3 %); 500: 41 to 60 (8.2 % t
 """
 from __future__ import annotations
 
-import pathlib
 import random
 
 import numpy as np
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task
+from attn_research.data.base import ArrayTask, TaskInfo, register_task, save_figure
 from attn_research.data.cache import cached_arrays, data_dir
 
 CHUNK = 5000        # the paper's dataset size: one make_dataset call
@@ -84,19 +83,14 @@ def load_chunk(directory, seed: int) -> dict:
 
 class MNIST1DTask(ArrayTask):
   def render(self, example, out_dir):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     signal = np.asarray(example["inputs"])[:, 0]
-    fig, ax = plt.subplots(figsize=(4, 2.5))
-    ax.plot(np.arange(len(signal)), signal, "k.-", lw=1.5)
-    ax.set_title(f"MNIST-1D digit {int(example['targets'])}: {len(signal)} samples")
-    ax.set_xlabel("position")
-    path = pathlib.Path(out_dir) / "example.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return str(path)
+
+    def draw(ax):
+      ax.plot(np.arange(len(signal)), signal, "k.-", lw=1.5)
+      ax.set_title(f"MNIST-1D digit {int(example['targets'])}: {len(signal)} samples")
+      ax.set_xlabel("position")
+
+    return save_figure(draw, out_dir, "example.png", figsize=(4, 2.5))
 
 
 @register_task("mnist1d", dict(train_size=4000, seed=42, dir=None), smoke=dict(train_size=500))

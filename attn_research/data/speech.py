@@ -26,7 +26,6 @@ import concurrent.futures
 import functools
 import hashlib
 import math
-import pathlib
 import re
 import struct
 import subprocess
@@ -36,7 +35,7 @@ import numpy as np
 from scipy import signal
 from tqdm.auto import tqdm
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task
+from attn_research.data.base import ArrayTask, TaskInfo, register_task, save_figure
 from attn_research.data.cache import cached_arrays, data_dir, require_program
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -291,23 +290,17 @@ class SpokenDigits(ArrayTask):
 
   def render(self, example, out_dir):
     """Saves the example's spectrogram (real frames only) as a PNG; returns its path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     n = int(np.asarray(example["mask"]).sum())
     frames = np.asarray(example["inputs"])[:n]
     label = self.class_names[int(np.asarray(example["targets"]))]
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(frames.tobytes()).hexdigest()[:8]
-    path = out_dir / f"spoken_digits_{label.replace('+', '_')}_{digest}.png"
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.imshow(frames.T, origin="lower", aspect="auto", cmap="magma")
-    ax.set(xlabel="frame (10 ms)", ylabel="mel bin", title=f"{label}: {n} frames")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return str(path)
+
+    def draw(ax):
+      ax.imshow(frames.T, origin="lower", aspect="auto", cmap="magma")
+      ax.set(xlabel="frame (10 ms)", ylabel="mel bin", title=f"{label}: {n} frames")
+
+    return save_figure(draw, out_dir, f"spoken_digits_{label.replace('+', '_')}_{digest}.png",
+                       figsize=(6, 3), dpi=80)
 
 
 @register_task("spoken_digits", DEFAULTS, smoke=SMOKE)

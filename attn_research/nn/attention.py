@@ -6,7 +6,6 @@ maps the module call onto the pure function.
 """
 from __future__ import annotations
 
-import jax.numpy as jnp
 from flax import nnx
 
 from attn_research import kernels
