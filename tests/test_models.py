@@ -162,3 +162,31 @@ def test_linear_attention_rejects_softmax_only_settings():
   with pytest.raises(ValueError, match="attention_impl='reference' is not a linear attention form"):
     get_model(tiny("transformer", attention="linear", attention_impl="reference"),
               info("per_sequence"))
+
+
+@pytest.mark.parametrize("position", ["none", "sinusoidal", "learned", "rotary", "alibi",
+                                      "relative"])
+def test_every_position_encoding_trains_causally(position):
+  model = get_model(tiny("transformer", position=position), info("sequence"))
+  g = _output_gradients(model, 2)
+  assert np.all(g[3:] == 0.0) and np.all(g[:3] > 0.0), (position, g)
+
+
+def test_positions_inside_attention_make_order_matter():
+  """Without positions a Transformer encoder is permutation-equivariant per vector."""
+  perm = np.array([3, 1, 0, 2, 5, 4])
+  x, full = inputs(), jnp.ones((B, T), bool)
+  for position, equivariant in [("none", True), ("rotary", False), ("alibi", False),
+                                ("relative", False)]:
+    model = get_model(tiny("transformer", position=position), info("per_vector"))
+    if position == "relative":  # a zero-initialised bias table starts position-blind
+      model.position.table_NH[...] = jnp.linspace(-1, 1, 64).reshape(32, 2)
+    out, out_perm = model(x, full, train=False), model(x[:, perm], full, train=False)
+    same = np.allclose(out[:, perm], out_perm, atol=1e-5)
+    assert same == equivariant, position
+
+
+def test_bias_encodings_are_refused_with_linear_attention():
+  with pytest.raises(ValueError, match="adds a bias to the attention scores, which "
+                                       "attention='linear' never forms"):
+    get_model(tiny("transformer", attention="linear", position="alibi"), info("sequence"))

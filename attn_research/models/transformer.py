@@ -29,11 +29,12 @@ class Transformer(SequenceModel):
     super().__init__(cfg, task_info, d, rngs=rngs, pooling=cfg["pooling"])
     self.cls = (ClsToken(d, rngs=rngs)
                 if cfg["pooling"] == "cls" and task_info.output_kind == "per_sequence" else None)
-    self.position = get_positional(cfg["position"], d, task_info.max_length, rngs=rngs)
+    self.position = get_positional(cfg["position"], d, task_info.max_length, cfg["num_heads"],
+                                   rngs=rngs)
     self.blocks = nnx.List([
         EncoderBlock(d, cfg["num_heads"], cfg["mlp_ratio"], cfg["dropout"],
                      kernel=cfg["attention"], impl=cfg["attention_impl"],
-                     causal=is_causal(task_info), rngs=rngs)
+                     causal=is_causal(task_info), position=self.position, rngs=rngs)
         for _ in range(cfg["num_layers"])])
 
   def backbone(self, x_BTD, mask_BT, *, train):

@@ -25,10 +25,11 @@ class SoftmaxKernel(nnx.Module):
     kernels.check_impl(impl)
     self.impl = impl
 
-  def __call__(self, q, k, v, *, mask, causal, window, return_weights):
+  def __call__(self, q, k, v, *, mask, bias, causal, window, return_weights):
     impl = "reference" if return_weights else self.impl
-    return kernels.dot_product_attention(q, k, v, mask=mask, causal=causal, window=window,
-                                         impl=impl, return_weights=return_weights)
+    return kernels.dot_product_attention(q, k, v, mask=mask, bias=bias, causal=causal,
+                                         window=window, impl=impl,
+                                         return_weights=return_weights)
 
 
 @register_attention("additive")
@@ -41,16 +42,18 @@ class AdditiveKernel(nnx.Module):
     self.w_HD = nnx.Param(nnx.initializers.normal(head_dim ** -0.5)(
         rngs.params(), (num_heads, head_dim)))
 
-  def __call__(self, q, k, v, *, mask, causal, window, return_weights):
+  def __call__(self, q, k, v, *, mask, bias, causal, window, return_weights):
     impl = "reference" if return_weights else self.impl
-    return kernels.additive_attention(q, k, v, self.w_HD[...], mask=mask, causal=causal,
-                                      window=window, impl=impl, return_weights=return_weights)
+    return kernels.additive_attention(q, k, v, self.w_HD[...], mask=mask, bias=bias,
+                                      causal=causal, window=window, impl=impl,
+                                      return_weights=return_weights)
 
 
 @register_attention("linear")
 class LinearKernel(nnx.Module):
   """Linear attention (Katharopoulos et al. 2020): softmax replaced by the feature map
   elu(x) + 1, so causal attention is an RNN with a d x d state and costs O(T)."""
+  accepts_bias = False
 
   def __init__(self, num_heads, head_dim, impl, *, rngs):
     del num_heads, head_dim, rngs
@@ -59,7 +62,8 @@ class LinearKernel(nnx.Module):
                        f"valid: {linear_lib.LINEAR_IMPLS}")
     self.impl = impl
 
-  def __call__(self, q, k, v, *, mask, causal, window, return_weights):
+  def __call__(self, q, k, v, *, mask, bias, causal, window, return_weights):
+    del bias  # never given: MultiHeadSelfAttention refuses bias encodings (accepts_bias)
     if window is not None:
       raise ValueError(f"linear attention has no window (got window={window}); "
                        "use attention='softmax' for truncated attention")
@@ -79,13 +83,21 @@ class MultiHeadSelfAttention(nnx.Module):
     kernel: a name in ATTENTION_KERNELS.
     impl: the kernels' implementation ("auto", "reference", "chunked", "xla", "cudnn").
     causal / window: restrict which vectors each vector may attend.
+    position: an nn.positional module whose in_attention acts on queries and keys
+      (rotary) or adds a bias to the scores (alibi, relative); shared across layers.
   """
 
   def __init__(self, d_model: int, num_heads: int, *, kernel: str = "softmax",
-               impl: str = "auto", causal: bool = False, window=None, rngs: nnx.Rngs):
+               impl: str = "auto", causal: bool = False, window=None, position=None,
+               rngs: nnx.Rngs):
     if num_heads < 1 or d_model % num_heads:
       raise ValueError(f"num_heads={num_heads} must be a positive divisor of d_model={d_model}")
     kernel_cls = ATTENTION_KERNELS.get(kernel)
+    if position is not None and position.needs_bias and not getattr(kernel_cls, "accepts_bias", True):
+      raise ValueError(f"model.position={type(position).__name__} adds a bias to the attention "
+                       f"scores, which attention={kernel!r} never forms; use position "
+                       "'rotary', 'sinusoidal', 'learned' or 'none' with it")
+    self.position = position
     self.num_heads, self.head_dim = num_heads, d_model // num_heads
     self.causal, self.window = causal, None if window is None else tuple(window)
     shape = (num_heads, self.head_dim)
@@ -97,8 +109,11 @@ class MultiHeadSelfAttention(nnx.Module):
 
   def __call__(self, x_BTD, mask_BT=None, *, return_weights: bool = False):
     q, k, v = self.query(x_BTD), self.key(x_BTD), self.value(x_BTD)
+    bias = None
+    if self.position is not None:
+      q, k, bias = self.position.in_attention(q, k, causal=self.causal)
     mask = None if mask_BT is None else kernels.padding_mask(mask_BT)
-    res = self.kernel(q, k, v, mask=mask, causal=self.causal, window=self.window,
+    res = self.kernel(q, k, v, mask=mask, bias=bias, causal=self.causal, window=self.window,
                       return_weights=return_weights)
     out_BTHD, weights = res if return_weights else (res, None)
     y_BTD = self.out(out_BTHD)

@@ -25,10 +25,11 @@ class EncoderBlock(nnx.Module):
 
   def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float, *,
                kernel: str = "softmax", impl: str = "auto", causal: bool = False,
-               window=None, rngs: nnx.Rngs):
+               window=None, position=None, rngs: nnx.Rngs):
     self.ln_attn = nnx.LayerNorm(d_model, rngs=rngs)
     self.attn = MultiHeadSelfAttention(d_model, num_heads, kernel=kernel, impl=impl,
-                                       causal=causal, window=window, rngs=rngs)
+                                       causal=causal, window=window, position=position,
+                                       rngs=rngs)
     self.ln_mlp = nnx.LayerNorm(d_model, rngs=rngs)
     self.mlp = MLP(d_model, mlp_ratio * d_model, dropout, rngs=rngs)
     self.dropout = nnx.Dropout(dropout, rngs=rngs)
