@@ -94,7 +94,10 @@ case "$verb" in
   data)
     [ $# -ge 1 ] || die "data needs a task name, e.g. ./launch.sh data listops"
     bootstrap; exec "$PY" -m attn_research.prepare "$@" ;;
-  test) bootstrap; exec "$PY" -m pytest tests "$@" ;;
+  test)
+    # Two worker processes (ATTN_TEST_WORKERS to change): compiling dominates the suite
+    # and is single-threaded, so two workers use both cores of a small machine.
+    bootstrap; exec "$PY" -m pytest -n "${ATTN_TEST_WORKERS:-2}" tests "$@" ;;
   sweep|reproduce) die "'$verb' is not built yet (see the open issues); verbs today: run, data, test, help" ;;
   *) usage; die "unknown verb '$verb'" ;;
 esac

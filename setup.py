@@ -30,6 +30,6 @@ setup(
         "mnist1d>=0.0.2.post1,<0.1",
     ],
     extras_require={
-        "test": ["pytest>=9.2,<10", "chex>=0.1.92,<0.2"],
+        "test": ["pytest>=9.2,<10", "pytest-xdist>=3.8,<4", "chex>=0.1.92,<0.2"],
     },
 )

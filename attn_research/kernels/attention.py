@@ -10,10 +10,14 @@ impl:
                query chunks (lax.map) times key chunks (lax.scan) with a running
                max and sum, each key-chunk step under jax.checkpoint, so memory is
                O(T * chunk) in the forward and the backward pass.
+  "local"      block-banded truncated attention (kernels/local.py) for a window:
+               O(T * window) time and memory; self-attention with at most a key
+               padding mask, no bias.
   "xla"        jax.nn.dot_product_attention(implementation="xla").
   "cudnn"      jax.nn.dot_product_attention(implementation="cudnn"): fused, GPU only.
-  "auto"       cudnn when on a GPU and the call is supported there, else reference
-               when the score matrix is small, else chunked.
+  "auto"       cudnn when on a GPU and the call is supported there, else local for a
+               window covering at most a quarter of the keys, else reference when the
+               score matrix is small, else chunked.
 
 Rows whose keys are all masked out return zeros in reference and chunked (no NaN,
 no uniform average over padding).
@@ -27,10 +31,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from attn_research.kernels import local as local_lib
 from attn_research.kernels import masks as masks_lib
 from attn_research.kernels.scores import additive_scores, dot_scores
+from attn_research.kernels.softmax import masked_softmax_parts
 
-IMPLS = ("auto", "reference", "chunked", "xla", "cudnn")
+IMPLS = ("auto", "reference", "chunked", "local", "xla", "cudnn")
 # "auto" materialises scores up to this many bytes (float32 [B, H, T, S]).
 AUTO_REFERENCE_MAX_BYTES = 256 * 2**20
 DEFAULT_Q_CHUNK = 1024  # Rabe & Staats' query chunk
@@ -114,23 +120,13 @@ def _cudnn_problem(q, k, v, bias, window, causal, return_weights, additive):
 
 # ---------------------------------------------------------------------- implementations
 
-def _masked_softmax_parts(s_BHTS, allowed):
-  """exp(s - max) with disallowed entries exactly 0; returns (p, row max, row sum)."""
-  if allowed is not None:
-    s_BHTS = jnp.where(allowed, s_BHTS, -jnp.inf)
-  m = jax.lax.stop_gradient(jnp.max(s_BHTS, axis=-1))
-  m_safe = jnp.where(jnp.isfinite(m), m, 0.0)
-  p = jnp.exp(s_BHTS - m_safe[..., None])
-  return p, m, jnp.sum(p, axis=-1)
-
-
 def _reference(q, k, v, score_fn, mask, bias, causal, window, return_weights):
   s = score_fn(q, k)
   if bias is not None:
     s = s + bias.astype(jnp.float32)
   allowed = masks_lib.combine(
       mask, masks_lib.full_mask(q.shape[1], k.shape[1], causal=causal, window=window))
-  p, _, l = _masked_softmax_parts(s, allowed)
+  p, _, l = masked_softmax_parts(s, allowed)
   weights_BHTS = p / jnp.where(l == 0, 1.0, l)[..., None]
   out = jnp.einsum("bhts,bshd->bthd", weights_BHTS.astype(v.dtype), v,
                    preferred_element_type=jnp.float32).astype(v.dtype)
@@ -179,7 +175,7 @@ def _chunked(q, k, v, score_fn, mask, bias, causal, window, q_chunk, k_chunk):
       allowed = masks_lib.combine(
           (k_pos < S)[None, None, None, :], _block(mask_q, k0, kc, 3),
           masks_lib.positional_allowed(q_pos, k_pos, causal=causal, window=window))
-      p, m_blk, l_blk = _masked_softmax_parts(s, allowed)
+      p, m_blk, l_blk = masked_softmax_parts(s, allowed)
       m_new = jnp.maximum(m_BHQ, m_blk)
       m_new_safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)
       # Rescale the old running sums and this block's sums to the new max.
@@ -211,13 +207,32 @@ def _jax_nn(q, k, v, mask, bias, causal, window, scale, implementation):
 
 # ----------------------------------------------------------------------------- public
 
-def choose_impl(q, k, v, *, bias=None, causal=False, window=None, return_weights=False,
-                additive=False):
+def _local_problem(q, k, mask, bias, window, additive):
+  """Why the block-banded local kernel cannot run this call, or None when it can."""
+  if window is None:
+    return "impl='local' needs a window=(left, right)"
+  if additive:
+    return "impl='local' computes dot-product scores only"
+  if bias is not None:
+    return "impl='local' takes no bias"
+  if q.shape[1] != k.shape[1]:
+    return f"impl='local' is self-attention: queries {q.shape[1]} != keys {k.shape[1]}"
+  if mask is not None and (mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[2] != 1):
+    return (f"impl='local' takes a key padding mask [B, 1, 1, S] only; got mask of shape "
+            f"{mask.shape}")
+  return None
+
+
+def choose_impl(q, k, v, *, mask=None, bias=None, causal=False, window=None,
+                return_weights=False, additive=False):
   """The implementation impl="auto" runs for this call."""
   if return_weights:
     return "reference"
   if _cudnn_problem(q, k, v, bias, window, causal, return_weights, additive) is None:
     return "cudnn"
+  if (_local_problem(q, k, mask, bias, window, additive) is None
+      and 4 * (window[0] + window[1] + 1) <= k.shape[1]):
+    return "local"
   B, T, H, _ = q.shape
   score_bytes = 4 * B * H * T * k.shape[1]
   return "reference" if score_bytes <= AUTO_REFERENCE_MAX_BYTES else "chunked"
@@ -227,7 +242,7 @@ def _attention(q, k, v, score_fn, *, mask, bias, causal, window, scale, impl,
                return_weights, q_chunk, k_chunk, additive):
   _check_args(q, k, v, mask, bias, window, scale, impl, q_chunk, k_chunk)
   if impl == "auto":
-    impl = choose_impl(q, k, v, bias=bias, causal=causal, window=window,
+    impl = choose_impl(q, k, v, mask=mask, bias=bias, causal=causal, window=window,
                        return_weights=return_weights, additive=additive)
   if return_weights and impl != "reference":
     raise ValueError(f"return_weights=True needs impl='reference' (or 'auto'); got impl={impl!r}")
@@ -235,6 +250,14 @@ def _attention(q, k, v, score_fn, *, mask, bias, causal, window, scale, impl,
     return _reference(q, k, v, score_fn, mask, bias, causal, window, return_weights)
   if impl == "chunked":
     return _chunked(q, k, v, score_fn, mask, bias, causal, window, q_chunk, k_chunk)
+  if impl == "local":
+    problem = _local_problem(q, k, mask, bias, window, additive)
+    if problem:
+      raise ValueError(problem)
+    key_mask = None if mask is None else jnp.broadcast_to(mask[:, 0, 0, :],
+                                                          (q.shape[0], k.shape[1]))
+    return local_lib.local_attention(q, k, v, window=tuple(window), mask=key_mask,
+                                     causal=causal, scale=scale)
   if additive:
     raise ValueError(f"additive scores run with impl='reference' or 'chunked'; got {impl!r}")
   if impl == "cudnn":
