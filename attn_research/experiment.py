@@ -15,7 +15,9 @@ TRAIN_DEFAULTS = dict(
     batch_size=64, eval_batch_size=256, num_steps=1000,
     optimizer="adamw", learning_rate=1e-3, weight_decay=0.01, grad_clip=1.0,
     schedule="cosine", warmup_steps=50, decay_fraction=0.3,
-    log_every=50, eval_every=250, checkpoint_every=250, keep_checkpoints=3)
+    log_every=50, eval_every=250, checkpoint_every=250, keep_checkpoints=3,
+    # > 1: trim each batch's padding to one of this many lengths (one compile each).
+    length_buckets=1)
 
 SMOKE_TRAIN = dict(batch_size=8, eval_batch_size=64, num_steps=3, warmup_steps=1,
                    log_every=1, eval_every=3, checkpoint_every=3)

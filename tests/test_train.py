@@ -129,3 +129,29 @@ def test_tuple_settings_resume(tmp_path):
   config["data"]["extra"] = ("a", 2)
   with pytest.raises(ckpt_lib.ConfigMismatchError, match=r"data.extra: \['a', 1\] -> \['a', 2\]"):
     check_resumable(tmp_path, config)
+
+
+def test_length_buckets_trim_padding_only():
+  from attn_research.data.base import bucket_boundaries, trim_to_bucket
+  assert bucket_boundaries(100, 4) == [32, 56, 80, 100]
+  assert bucket_boundaries(100, 1) == [100]
+  mask = np.zeros((2, 100), bool)
+  mask[0, :30], mask[1, :41] = True, True
+  batch = {"inputs": np.ones((2, 100)), "mask": mask, "targets": np.ones((2, 100)),
+           "target_mask": mask, "adjacency": np.ones((2, 100, 100), bool)}
+  trimmed = trim_to_bucket(batch, bucket_boundaries(100, 4))
+  assert trimmed["inputs"].shape == (2, 56) and trimmed["adjacency"].shape == (2, 56, 56)
+  assert trimmed["mask"].sum() == mask.sum()  # every real vector kept
+  per_sequence = dict(batch, targets=np.ones(2), target_mask=np.ones(2, bool))
+  assert trim_to_bucket(per_sequence, [56, 100])["targets"].shape == (2,)
+
+
+def test_bucketed_run_matches_the_padded_run(tmp_path):
+  cfg = dict(train__num_steps=4, train__checkpoint_every=4, train__eval_every=4)
+  padded = run(make_config("experiments/listops.py:smoke", **cfg), tmp_path / "a",
+               progress=False)
+  bucketed = run(make_config("experiments/listops.py:smoke", train__length_buckets=4, **cfg),
+                 tmp_path / "b", progress=False)
+  assert 1 <= bucketed["train_step_compilations"] <= 4
+  for key in ("loss", "accuracy"):
+    assert bucketed["final_eval"][key] == pytest.approx(padded["final_eval"][key], abs=1e-4)

@@ -101,6 +101,39 @@ def save_figure(draw, out_dir, filename: str, figsize=(4, 3), dpi: int = 100) ->
   return str(out / filename)
 
 
+def bucket_boundaries(max_length: int, num_buckets: int):
+  """num_buckets lengths spread evenly up to max_length, each a multiple of 8 (the last
+  is max_length): the sequence lengths a bucketed batch may be trimmed to."""
+  if num_buckets < 1:
+    raise ValueError(f"train.length_buckets={num_buckets} must be >= 1 (1 = no buckets)")
+  cuts = set()
+  for i in range(1, num_buckets + 1):
+    length = -(-max_length * i // num_buckets)  # ceil(max_length * i / num_buckets)
+    cuts.add(min(max_length, -(-length // 8) * 8))
+  return sorted(cuts | {max_length})
+
+
+def trim_to_bucket(batch: dict, boundaries) -> dict:
+  """Cuts the sequence axis to the shortest boundary that keeps every real vector.
+
+  Padding comes last in every task, so only padding is dropped; with a few buckets a
+  batch of short sequences costs a short sequence's compute, at one compilation per
+  bucket. Arrays with a sequence axis: inputs, mask, and targets / target_mask when
+  they are per vector, adjacency on both axes."""
+  T = batch["mask"].shape[1]
+  used = int(np.max(np.nonzero(batch["mask"].any(axis=0))[0], initial=-1)) + 1
+  keep = next(b for b in boundaries if b >= used)
+  if keep >= T:
+    return batch
+  out = dict(batch, inputs=batch["inputs"][:, :keep], mask=batch["mask"][:, :keep])
+  for key in ("targets", "target_mask"):
+    if key in batch and batch[key].ndim >= 2 and batch[key].shape[1] == T:
+      out[key] = batch[key][:, :keep]
+  if "adjacency" in batch:
+    out["adjacency"] = batch["adjacency"][:, :keep, :keep]
+  return out
+
+
 def with_target_mask(batch: dict) -> dict:
   """Adds target_mask when absent: the input mask for per-vector targets, else all True.
   (Padding an eval batch then leaves the padded rows unscored.)"""

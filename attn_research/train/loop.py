@@ -18,6 +18,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from attn_research.data import get_task
+from attn_research.data.base import bucket_boundaries, trim_to_bucket
 from attn_research.models import count_params, get_model
 from attn_research.train import checkpoint as ckpt_lib
 from attn_research.train.optim import make_optimizer
@@ -29,7 +30,7 @@ from attn_research.train.writer import MetricWriter
 
 def _check_train_config(tc):
   for key in ("batch_size", "eval_batch_size", "num_steps", "log_every", "eval_every",
-              "checkpoint_every"):
+              "checkpoint_every", "length_buckets"):
     if not (isinstance(tc[key], int) and tc[key] >= 1):
       raise ValueError(f"train.{key}={tc[key]!r} must be a positive int")
 
@@ -125,11 +126,12 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
   eval_step = jax.jit(eval_fn, in_shardings=(dp.replicated, dp.batch_sharding),
                       out_shardings=dp.replicated)
   base_key = jax.random.key(config.seed)
+  buckets = bucket_boundaries(task.info.max_length, tc.length_buckets)
 
   def evaluate(params):
     totals = None
     for batch in task.eval_batches(tc.eval_batch_size):
-      sums = eval_step(params, dp.shard_batch(batch))
+      sums = eval_step(params, dp.shard_batch(trim_to_bucket(batch, buckets)))
       totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     totals = jax.device_get(totals)
     count = max(float(totals["count"]), 1.0)
@@ -141,7 +143,8 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
   t_begin, t_first, eval_seconds, step = time.perf_counter(), None, 0.0, start
 
   def load(step):
-    return dp.shard_batch(task.train_batch(step, tc.batch_size, config.seed))
+    batch = task.train_batch(step, tc.batch_size, config.seed)
+    return dp.shard_batch(trim_to_bucket(batch, buckets))
 
   try:
     batch = load(start)
