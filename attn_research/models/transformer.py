@@ -37,10 +37,10 @@ class Transformer(SequenceModel):
                      causal=is_causal(task_info), position=self.position, rngs=rngs)
         for _ in range(cfg["num_layers"])])
 
-  def backbone(self, x_BTD, mask_BT, *, train):
+  def backbone(self, x_BTD, mask_BT, *, train, attn_mask_BTT=None):
     x_BTD = self.position(x_BTD)
     if self.cls is not None:
       x_BTD, mask_BT = self.cls(x_BTD, mask_BT)
     for block in self.blocks:
-      x_BTD = block(x_BTD, mask_BT, train=train)
+      x_BTD = block(x_BTD, mask_BT, attn_mask_BTT=attn_mask_BTT, train=train)
     return x_BTD, mask_BT

@@ -107,12 +107,15 @@ class MultiHeadSelfAttention(nnx.Module):
     self.out = nnx.LinearGeneral(shape, d_model, axis=(-2, -1), rngs=rngs)
     self.kernel = kernel_cls(num_heads, self.head_dim, impl, rngs=rngs)
 
-  def __call__(self, x_BTD, mask_BT=None, *, return_weights: bool = False):
+  def __call__(self, x_BTD, mask_BT=None, *, attn_mask_BTT=None, return_weights: bool = False):
+    """mask_BT: which vectors are real; attn_mask_BTT: optionally, which vector may
+    attend which (e.g. a graph's adjacency with self loops)."""
     q, k, v = self.query(x_BTD), self.key(x_BTD), self.value(x_BTD)
     bias = None
     if self.position is not None:
       q, k, bias = self.position.in_attention(q, k, causal=self.causal)
-    mask = None if mask_BT is None else kernels.padding_mask(mask_BT)
+    mask = kernels.combine(None if mask_BT is None else kernels.padding_mask(mask_BT),
+                           None if attn_mask_BTT is None else attn_mask_BTT[:, None])
     res = self.kernel(q, k, v, mask=mask, bias=bias, causal=self.causal, window=self.window,
                       return_weights=return_weights)
     out_BTHD, weights = res if return_weights else (res, None)

@@ -34,8 +34,10 @@ class EncoderBlock(nnx.Module):
     self.mlp = MLP(d_model, mlp_ratio * d_model, dropout, rngs=rngs)
     self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
-  def __call__(self, x_BTD, mask_BT=None, *, train: bool = False, return_weights: bool = False):
-    h = self.attn(self.ln_attn(x_BTD), mask_BT, return_weights=return_weights)
+  def __call__(self, x_BTD, mask_BT=None, *, attn_mask_BTT=None, train: bool = False,
+               return_weights: bool = False):
+    h = self.attn(self.ln_attn(x_BTD), mask_BT, attn_mask_BTT=attn_mask_BTT,
+                  return_weights=return_weights)
     h, weights = h if return_weights else (h, None)
     x_BTD = x_BTD + self.dropout(h, deterministic=not train)
     x_BTD = x_BTD + self.dropout(self.mlp(self.ln_mlp(x_BTD), train=train),

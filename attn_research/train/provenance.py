@@ -12,11 +12,11 @@ PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 
 
 def forward_flops(forward, params, example_batch):
-  """FLOPs of one example's forward(params, inputs, mask), from XLA's cost analysis
+  """FLOPs of one example's forward(params, batch), from XLA's cost analysis
   (None when the program loops, since XLA would count one iteration)."""
   spec = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)  # noqa: E731
-  compiled = jax.jit(forward).lower(jax.tree.map(spec, params), spec(example_batch["inputs"]),
-                                    spec(example_batch["mask"])).compile()
+  compiled = jax.jit(forward).lower(jax.tree.map(spec, params),
+                                    jax.tree.map(spec, example_batch)).compile()
   if " while(" in compiled.as_text():
     # XLA counts a loop body once, not once per iteration (RNN scans, chunked attention):
     # report nothing rather than an undercount.

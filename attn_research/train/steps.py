@@ -43,7 +43,9 @@ def make_steps(graphdef, rest, tx, schedule):
     # Copy the state's Variables into the current trace: flax refuses to let a module
     # advance an RNG count (dropout, RNN carry init) created at another trace level.
     rest = jax.tree.map(lambda x: x, rest)
-    return nnx.merge(graphdef, params, rest)(batch["inputs"], batch["mask"], train=train)
+    model = nnx.merge(graphdef, params, rest)
+    graph = {"adjacency": batch["adjacency"]} if getattr(model, "uses_adjacency", False) else {}
+    return model(batch["inputs"], batch["mask"], train=train, **graph)
 
   def seeded_rest(rng):
     """The non-parameter state with every RNG stream (dropout) keyed by this step's rng,
@@ -75,7 +77,7 @@ def make_steps(graphdef, rest, tx, schedule):
   def eval_step(params, batch):
     return loss_sums(apply(params, rest, batch, train=False), batch)
 
-  def forward(params, inputs, mask):
-    return apply(params, rest, {"inputs": inputs, "mask": mask}, train=False)
+  def forward(params, batch):
+    return apply(params, rest, batch, train=False)
 
   return train_step, eval_step, forward
