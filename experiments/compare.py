@@ -39,6 +39,10 @@ def get_config(arg=None):
       {name: dict(model_defaults(name), **settings) for name, settings in MODELS.items()})
   if config.data.name == "copy":
     config.models.rnn.bidirectional = False  # outputs are causal: no peeking at the future
+  # budget.params > 0 solves every d_model for that many parameters (within tolerance);
+  # a comparison whose counts spread wider than max_spread refuses to run.
+  config.budget = ml_collections.ConfigDict(dict(params=0, tolerance=0.05, max_spread=0.10,
+                                                 enforce=True))
   config.train.num_steps = 1000
   config.train.eval_every = 100  # denser learning curves; evaluation is cheap here
   return finalize(config, words, known=("copy", "pixels"))
