@@ -68,8 +68,8 @@ def make_steps(graphdef, rest, tx, schedule):
     (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    metrics = dict(means(sums), grad_norm=optax.global_norm(grads),
-                   param_norm=optax.global_norm(params),
+    metrics = dict(means(sums), grad_norm=optax.tree.norm(grads),
+                   param_norm=optax.tree.norm(params),
                    learning_rate=jnp.asarray(schedule(state["step"]), jnp.float32))
     new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
     return new_state, metrics
