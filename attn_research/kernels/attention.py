@@ -33,6 +33,7 @@ import numpy as np
 
 from attn_research.kernels import local as local_lib
 from attn_research.kernels import masks as masks_lib
+from attn_research.kernels.checks import check_qkv
 from attn_research.kernels.scores import additive_scores, dot_scores
 from attn_research.kernels.softmax import masked_softmax_parts
 
@@ -48,14 +49,7 @@ DEFAULT_K_CHUNK = 4096  # Rabe & Staats' key chunk
 def _check_args(q, k, v, mask, bias, window, scale, impl, q_chunk=1, k_chunk=1):
   """Raises ValueError naming the bad value; runs at trace time (static shapes)."""
   check_impl(impl)
-  for name, x in (("q", q), ("k", k), ("v", v)):
-    if x.ndim != 4:
-      raise ValueError(f"{name} must be [batch, length, heads, head_dim]; got shape {x.shape}")
-  (B, T, H, D), (Bk, S, Hk, Dk), (Bv, Sv, Hv, _) = q.shape, k.shape, v.shape
-  if not (B == Bk == Bv and H == Hk == Hv and S == Sv and D == Dk):
-    raise ValueError(
-        "q, k, v shapes disagree: need q [B, T, H, D], k [B, S, H, D], v [B, S, H, Dv]; "
-        f"got q {q.shape}, k {k.shape}, v {v.shape}")
+  B, T, S, H, D = check_qkv(q, k, v)
   target = (B, H, T, S)
   for name, x in (("mask", mask), ("bias", bias)):
     if x is None:

@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from attn_research.kernels.checks import check_key_mask, check_qkv
+
 FEATURE_MAPS = {
     "elu": lambda x: jax.nn.elu(x) + 1.0,  # the paper's: positive, smooth, exp-like for x < 0
     "relu": jax.nn.relu,  # non-negative; a query whose features are all zero returns 0
@@ -80,15 +82,8 @@ def _check_args(q, k, v, mask, causal, feature_map, impl, chunk, eps):
     raise ValueError(f"impl={impl!r} is not a linear attention implementation; "
                      f"valid: {LINEAR_IMPLS}")
   _check_feature_map(feature_map)
-  for name, x in (("q", q), ("k", k), ("v", v)):
-    if x.ndim != 4:
-      raise ValueError(f"{name} must be [batch, length, heads, head_dim]; got shape {x.shape}")
+  B, T, S, H, D = check_qkv(q, k, v)
   _check_floating(q=q, k=k, v=v)
-  (B, T, H, D), (Bk, S, Hk, Dk), (Bv, Sv, Hv, _) = q.shape, k.shape, v.shape
-  if not (B == Bk == Bv and H == Hk == Hv and S == Sv and D == Dk):
-    raise ValueError(
-        "q, k, v shapes disagree: need q [B, T, H, D], k [B, S, H, D], v [B, S, H, Dv]; "
-        f"got q {q.shape}, k {k.shape}, v {v.shape}")
   if causal and T != S:
     raise ValueError(f"causal linear attention needs as many queries as keys; got T={T} "
                      f"(q {q.shape}) and S={S} (k {k.shape})")
@@ -102,12 +97,7 @@ def _check_args(q, k, v, mask, causal, feature_map, impl, chunk, eps):
       isinstance(chunk, (int, np.integer)) and chunk >= 1):
     raise ValueError(f"chunk must be a positive int; got {chunk!r}")
   _check_eps(eps)
-  if mask is not None:
-    if mask.shape != (B, S):
-      raise ValueError(f"mask must be a [batch, keys] = {(B, S)} key padding mask "
-                       f"(True = real key); got shape {mask.shape}")
-    if mask.dtype != jnp.bool_:
-      raise ValueError(f"mask must be boolean (True = real key); got dtype {mask.dtype}")
+  check_key_mask(mask, B, S)
 
 
 # ---------------------------------------------------------------------- implementations

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attn_research.kernels import masks as masks_lib
+from attn_research.kernels.checks import check_key_mask, check_qkv
 # The same masked softmax as the reference: identical handling of rows without keys.
 from attn_research.kernels.softmax import masked_softmax_parts
 from attn_research.kernels.scores import dot_scores
@@ -54,14 +55,7 @@ def _is_int(x):
 
 def _check_args(q, k, v, window, mask, scale, block):
   """Raises ValueError naming the bad value; runs at trace time (static shapes)."""
-  for name, x in (("q", q), ("k", k), ("v", v)):
-    if x.ndim != 4:
-      raise ValueError(f"{name} must be [batch, length, heads, head_dim]; got shape {x.shape}")
-  (B, T, H, D), (Bk, S, Hk, Dk), (Bv, Sv, Hv, _) = q.shape, k.shape, v.shape
-  if not (B == Bk == Bv and H == Hk == Hv and S == Sv and D == Dk):
-    raise ValueError(
-        "q, k, v shapes disagree: need q [B, T, H, D], k [B, S, H, D], v [B, S, H, Dv]; "
-        f"got q {q.shape}, k {k.shape}, v {v.shape}")
+  B, T, S, H, D = check_qkv(q, k, v)
   if T != S:
     raise ValueError(f"local attention is self-attention: needs as many queries as keys; "
                      f"got T={T} (q {q.shape}) and S={S} (k {k.shape})")
@@ -70,12 +64,7 @@ def _check_args(q, k, v, window, mask, scale, block):
     raise ValueError(f"window must be a pair of ints (left, right); got {window!r}")
   if not (window[0] >= 0 and window[1] >= 0):
     raise ValueError(f"window={tuple(window)} must satisfy left >= 0 and right >= 0")
-  if mask is not None:
-    if mask.shape != (B, S):
-      raise ValueError(f"mask must be a [batch, keys] = {(B, S)} key padding mask "
-                       f"(True = real key); got shape {mask.shape}")
-    if mask.dtype != jnp.bool_:
-      raise ValueError(f"mask must be boolean (True = real key); got dtype {mask.dtype}")
+  check_key_mask(mask, B, S)
   if scale is not None:
     is_number = isinstance(scale, (int, float, np.number)) and not isinstance(scale, bool)
     if not (is_number or (hasattr(scale, "shape") and scale.shape == ())):
