@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # attn_research launcher: sets up the environment if needed, then runs a verb.
-#   ./launch.sh                      the default experiment (experiments/compare.py)
+#   ./launch.sh [--config.KEY=VALUE ...]  the default experiment (experiments/compare.py)
 #   ./launch.sh run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
 #   ./launch.sh data NAME            prepare a task's data and show an example
 #   ./launch.sh test [PYTEST ARGS]   the test suite
@@ -83,7 +83,10 @@ USAGE
 }
 
 verb="${1:-default}"
-[ $# -gt 0 ] && shift
+case "$verb" in
+  --*) verb=default ;;  # ./launch.sh --config.KEY=VALUE ...: options for the default run
+  *) [ $# -gt 0 ] && shift ;;
+esac
 case "$verb" in
   help|-h|--help) bootstrap; usage ;;
   default) bootstrap; exec "$PY" -m attn_research.main --config experiments/compare.py "$@" ;;
@@ -99,5 +102,5 @@ case "$verb" in
     # and is single-threaded, so two workers use both cores of a small machine.
     bootstrap; exec "$PY" -m pytest -n "${ATTN_TEST_WORKERS:-2}" tests "$@" ;;
   sweep|reproduce) die "'$verb' is not built yet (see the open issues); verbs today: run, data, test, help" ;;
-  *) usage; die "unknown verb '$verb'" ;;
+  *) bootstrap; usage; die "unknown verb '$verb'" ;;
 esac
