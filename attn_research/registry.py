@@ -8,6 +8,12 @@ silently ignored.
 from __future__ import annotations
 
 
+def check_choice(setting: str, value, valid):
+  """Raises ValueError naming a config setting whose value is not one of valid."""
+  if value not in valid:
+    raise ValueError(f"{setting}={value!r} is not valid; choose from {tuple(valid)}")
+
+
 class Registry:
   def __init__(self, config_key: str):
     """config_key names the setting that selects an entry, for messages (e.g. "model.name")."""

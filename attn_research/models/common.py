@@ -11,11 +11,6 @@ def is_causal(task_info) -> bool:
   return task_info.output_kind == "sequence"
 
 
-def check_choice(key, value, valid):
-  if value not in valid:
-    raise ValueError(f"model.{key}={value!r} is not valid; choose from {tuple(valid)}")
-
-
 class SequenceModel(nnx.Module):
   """embed -> backbone(x, mask, train) -> head. Subclasses build self.backbone_layers."""
 

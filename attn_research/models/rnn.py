@@ -11,8 +11,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
-from attn_research.models.common import SequenceModel, check_choice, is_causal
+from attn_research.models.common import SequenceModel, is_causal
 from attn_research.models.registry import register_model
+from attn_research.registry import check_choice
 
 CELLS = {"lstm": nnx.LSTMCell, "gru": nnx.GRUCell}
 DEFAULTS = dict(d_model=64, num_layers=2, cell="lstm", bidirectional=True, dropout=0.0)
@@ -23,7 +24,7 @@ class RNN(SequenceModel):
   """d_model is the output width of every layer; a bidirectional layer has d_model // 2 per direction."""
 
   def __init__(self, cfg, task_info, rngs):
-    check_choice("cell", cfg["cell"], CELLS)
+    check_choice("model.cell", cfg["cell"], CELLS)
     d, bidir = cfg["d_model"], cfg["bidirectional"]
     if bidir and is_causal(task_info):
       raise ValueError("model.bidirectional=True reads the future, but this task's outputs are "

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from flax import nnx
 
-from attn_research.models.common import SequenceModel, check_choice, is_causal
+from attn_research.models.common import SequenceModel, is_causal
 from attn_research.models.registry import register_model
 from attn_research.nn.heads import POOLINGS, ClsToken
 from attn_research.nn.positional import get_positional
 from attn_research.nn.transformer import EncoderBlock
+from attn_research.registry import check_choice
 
 DEFAULTS = dict(d_model=64, num_layers=2, num_heads=4, mlp_ratio=4, dropout=0.0,
                 attention="softmax", attention_impl="auto", position="learned", pooling="mean")
@@ -22,7 +23,7 @@ class Transformer(SequenceModel):
   """
 
   def __init__(self, cfg, task_info, rngs):
-    check_choice("pooling", cfg["pooling"], POOLINGS)
+    check_choice("model.pooling", cfg["pooling"], POOLINGS)
     d = cfg["d_model"]
     if cfg["num_heads"] < 1 or d % cfg["num_heads"]:
       raise ValueError(f"model.num_heads={cfg['num_heads']} must divide model.d_model={d}")

@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import optax
 
+from attn_research.registry import check_choice
+
 OPTIMIZERS = ("adamw", "adam", "radam", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
-
-
-def check_choice(key, value, valid):
-  if value not in valid:
-    raise ValueError(f"train.{key}={value!r} is not valid; choose from {valid}")
 
 
 def make_schedule(tc):
   """Linear warm-up over warmup_steps, then constant, cosine decay to 0, or a drop to
   lr / 10 after decay_fraction of training (the "Transformers are RNNs" copy task)."""
-  check_choice("schedule", tc.schedule, SCHEDULES)
+  check_choice("train.schedule", tc.schedule, SCHEDULES)
   lr, warm, total = tc.learning_rate, tc.warmup_steps, tc.num_steps
   if not 0 <= warm < max(total, 1):
     raise ValueError(f"train.warmup_steps={warm} must be in [0, num_steps={total})")
@@ -34,7 +31,7 @@ def make_schedule(tc):
 
 def make_optimizer(tc):
   """(optax.GradientTransformation, schedule) for config.train."""
-  check_choice("optimizer", tc.optimizer, OPTIMIZERS)
+  check_choice("train.optimizer", tc.optimizer, OPTIMIZERS)
   if tc.learning_rate <= 0:
     raise ValueError(f"train.learning_rate={tc.learning_rate} must be > 0")
   schedule = make_schedule(tc)
