@@ -8,6 +8,7 @@ import tensorflow_datasets as tfds
 
 from attn_research.data import get_task, task_defaults
 from attn_research.data.images import image_to_vectors, vectors_to_image
+from attn_research.data.text import PAD_BYTE
 
 
 @pytest.mark.parametrize("name,kind,length,size,classes", [
@@ -23,7 +24,7 @@ def test_mock_datasets_become_vector_sets(name, kind, length, size, classes, tmp
   assert batch["inputs"].shape[:2] == (4, length) and batch["targets"].shape == (4,)
   assert batch["targets"].max() < classes
   if kind == "tokens":
-    assert batch["inputs"].max() < size and (batch["inputs"][~batch["mask"]] == 0).all()
+    assert batch["inputs"].max() < size and (batch["inputs"][~batch["mask"]] == PAD_BYTE).all()
     example = {k: v[0] for k, v in batch.items()}
     assert task.render(example, tmp_path).startswith(f"label {int(example['targets'])}: ")
   else:

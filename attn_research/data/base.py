@@ -134,6 +134,11 @@ def trim_to_bucket(batch: dict, boundaries) -> dict:
   return out
 
 
+def lengths_to_mask(lengths_N, max_length: int):
+  """[N] lengths -> [N, max_length] mask, True on each row's first lengths[i] vectors."""
+  return np.arange(max_length)[None, :] < np.asarray(lengths_N)[:, None]
+
+
 def with_target_mask(batch: dict) -> dict:
   """Adds target_mask when absent: the input mask for per-vector targets, else all True.
   (Padding an eval batch then leaves the padded rows unscored.)"""

@@ -20,6 +20,7 @@ import hashlib
 import numpy as np
 
 from attn_research.data.base import ArrayTask, TaskInfo, register_task, save_figure
+from attn_research.registry import check_choice
 
 
 def _networkx():
@@ -28,11 +29,6 @@ def _networkx():
   except ImportError as e:
     raise ImportError("the graph tasks need networkx: pip install networkx") from e
   return networkx
-
-
-def check_choice(key: str, value, valid):
-  if value not in valid:
-    raise ValueError(f"data.{key}={value!r} is not valid; choose from {tuple(valid)}")
 
 
 def adjacency_matrix(graph, max_nodes: int):
@@ -142,7 +138,7 @@ def karate(cfg):
   betweenness, closeness, eigenvector centrality, triangle count); they describe a
   member's role (hub or periphery), not which faction it is in.
   """
-  check_choice("features", cfg["features"], KARATE_FEATURES)
+  check_choice("data.features", cfg["features"], KARATE_FEATURES)
   nx = _networkx()
   graph = nx.karate_club_graph()
   nodes = sorted(graph.nodes())
@@ -212,9 +208,9 @@ def _random_graphs(cfg, rng):
 
 
 def _check_graph_property(cfg):
-  check_choice("property", cfg["property"], PROPERTIES)
-  check_choice("source", cfg["source"], SOURCES)
-  check_choice("features", cfg["features"], GRAPH_FEATURES)
+  check_choice("data.property", cfg["property"], PROPERTIES)
+  check_choice("data.source", cfg["source"], SOURCES)
+  check_choice("data.features", cfg["features"], GRAPH_FEATURES)
   if not isinstance(cfg["balance"], bool):
     raise ValueError(f"data.balance={cfg['balance']!r} is not valid; choose from (True, False)")
   if not 0 < cfg["eval_fraction"] < 1:

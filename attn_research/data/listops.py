@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task
+from attn_research.data.base import ArrayTask, TaskInfo, lengths_to_mask, register_task
 from attn_research.data.cache import cached_arrays, data_dir
 
 OPERATORS = ("MIN", "MAX", "MED", "SM")
@@ -148,7 +148,7 @@ def listops(cfg):
   for split in ("train", "eval"):
     tokens = arrays[f"{split}_tokens"]
     splits[split] = {"inputs": tokens,
-                     "mask": np.arange(tokens.shape[1])[None] < arrays[f"{split}_lengths"][:, None],
+                     "mask": lengths_to_mask(arrays[f"{split}_lengths"], tokens.shape[1]),
                      "targets": arrays[f"{split}_labels"]}
   info = TaskInfo(input_kind="tokens", input_size=VOCAB, output_kind="per_sequence",
                   num_classes=10, max_length=cfg["max_length"], train_size=cfg["num_train"])

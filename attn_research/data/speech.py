@@ -35,7 +35,8 @@ import numpy as np
 from scipy import signal
 from tqdm.auto import tqdm
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task, save_figure
+from attn_research.data.base import (ArrayTask, TaskInfo, lengths_to_mask, register_task,
+                                     save_figure)
 from attn_research.data.cache import cached_arrays, data_dir, require_program
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -277,7 +278,7 @@ def pad_frames(frames, lengths, idx, max_frames):
   inputs = np.zeros((len(idx), max_frames, frames.shape[1]), np.float32)
   for row, i in enumerate(idx):
     inputs[row, :lengths[i]] = frames[starts[i]:starts[i] + lengths[i]]
-  return inputs, np.arange(max_frames)[None, :] < lengths[idx][:, None]
+  return inputs, lengths_to_mask(lengths[idx], max_frames)
 
 
 class SpokenDigits(ArrayTask):

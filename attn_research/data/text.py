@@ -21,7 +21,8 @@ import subprocess
 
 import numpy as np
 
-from attn_research.data.base import ArrayTask, Task, TaskInfo, pad_batch, register_task
+from attn_research.data.base import (ArrayTask, Task, TaskInfo, lengths_to_mask, pad_batch,
+                                     register_task)
 from attn_research.data.cache import MissingProgramError, cached_arrays, data_dir, require_program
 
 FORTUNES_DIR = pathlib.Path("/usr/share/games/fortunes")
@@ -172,7 +173,7 @@ def fortunes(cfg):
   arrays = {}
   for part, (texts, labels) in split.items():
     tokens, lengths = encode_bytes(texts, T)
-    arrays[part] = {"inputs": tokens, "mask": np.arange(T)[None] < lengths[:, None],
+    arrays[part] = {"inputs": tokens, "mask": lengths_to_mask(lengths, T),
                     "targets": np.asarray(labels, np.int32)}
   info = TaskInfo(input_kind="tokens", input_size=PAD_BYTE + 1, output_kind="per_sequence",
                   num_classes=len(names), max_length=T, train_size=len(split["train"][1]))

@@ -17,13 +17,13 @@ import pathlib
 
 import numpy as np
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task
+from attn_research.data.base import ArrayTask, TaskInfo, lengths_to_mask, register_task
 from attn_research.data.images import ImageTask, image_to_vectors
+from attn_research.data.text import PAD_BYTE, decode_bytes, encode_bytes
 
 DEFAULTS = dict(dir=None, train_split="train", eval_split="test", patch_size=4,
                 max_tokens=512, max_train=None, seed=0)
 EMBEDDED = "digits or mnist1d (images), fortunes (text), spoken_digits (speech)"
-BYTE_VOCAB = 257  # 0 is padding, byte b is token b + 1
 
 
 def tfds_dir(configured):
@@ -59,14 +59,10 @@ def _images(examples, patch_size):
 
 
 def _texts(examples, max_tokens):
-  tokens = np.zeros((len(examples), max_tokens), np.int32)
-  lengths = np.zeros(len(examples), np.int32)
-  for i, e in enumerate(examples):
-    text = e["text"]
-    data = (text if isinstance(text, bytes) else str(text).encode("utf-8"))[:max_tokens]
-    tokens[i, :len(data)] = np.frombuffer(data, np.uint8).astype(np.int32) + 1
-    lengths[i] = len(data)
-  return tokens, lengths
+  """Byte tokens as the fortunes task has them (text.encode_bytes): (tokens, lengths)."""
+  texts = [t if isinstance(t, bytes) else str(t).encode("utf-8")
+           for t in (e["text"] for e in examples)]
+  return encode_bytes(texts, max_tokens)
 
 
 def _num_classes(name, directory):
@@ -77,9 +73,7 @@ def _num_classes(name, directory):
 class TextTask(ArrayTask):
   def render(self, example, out_dir):
     del out_dir
-    n = int(example["mask"].sum())
-    text = bytes(int(t) - 1 for t in example["inputs"][:n]).decode("utf-8", "replace")
-    return f"label {int(example['targets'])}: {text}"
+    return f"label {int(example['targets'])}: {decode_bytes(example['inputs'], example['mask'])}"
 
 
 @register_task("tfds", DEFAULTS, smoke=dict(max_train=64, patch_size=7, max_tokens=64))
@@ -106,9 +100,9 @@ def tfds_task(cfg):
   elif {"text", "label"} <= features:
     for split, examples in (("train", train), ("eval", evaluation)):
       tokens, lengths = _texts(examples, cfg["max_tokens"])
-      splits[split] = {"inputs": tokens, "mask": np.arange(tokens.shape[1])[None] < lengths[:, None],
+      splits[split] = {"inputs": tokens, "mask": lengths_to_mask(lengths, tokens.shape[1]),
                        "targets": np.array([int(e["label"]) for e in examples], np.int32)}
-    kind, size = "tokens", BYTE_VOCAB
+    kind, size = "tokens", PAD_BYTE + 1
   else:
     raise ValueError(f"tfds:{name} has features {sorted(features)}; supported: image+label, "
                      f"text+label")
