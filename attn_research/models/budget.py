@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import math
 
-import jax
 from flax import nnx
 
-from attn_research.models.registry import get_model
+from attn_research.models.registry import count_params, get_model
 
 
 def param_count(model_cfg, task_info) -> int:
   """Parameters of the model, from shapes only (nothing is initialised or compiled)."""
-  abstract = nnx.eval_shape(lambda: get_model(model_cfg, task_info, rngs=nnx.Rngs(0)))
-  return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
+  return count_params(nnx.eval_shape(lambda: get_model(model_cfg, task_info,
+                                                       rngs=nnx.Rngs(0))))
 
 
 def width_step(model_cfg) -> int:
