@@ -121,6 +121,8 @@ def trim_to_bucket(batch: dict, boundaries) -> dict:
   bucket. Arrays with a sequence axis: inputs, mask, and targets / target_mask when
   they are per vector, adjacency on both axes."""
   T = batch["mask"].shape[1]
+  if boundaries[0] >= T:  # one bucket (the default): nothing to trim, nothing to compute
+    return batch
   used = int(np.max(np.nonzero(batch["mask"].any(axis=0))[0], initial=-1)) + 1
   keep = next(b for b in boundaries if b >= used)
   if keep >= T:
