@@ -1,0 +1,9 @@
+"""Paper reproductions: `./launch.sh reproduce NAME [--tier tiny|full]` writes
+reports/NAME/report.md, results.json and its figures. One module per claim."""
+from attn_research.reproduce.base import (REPRODUCTIONS, TIERS, Report, markdown_table,
+                                          register_reproduction, reproduce)
+from attn_research.reproduce import (cordonnier2020, katharopoulos2020_scaling,  # noqa: F401
+                                     gat_karate, mnist1d2020)
+
+__all__ = ["REPRODUCTIONS", "TIERS", "Report", "markdown_table", "register_reproduction",
+           "reproduce"]

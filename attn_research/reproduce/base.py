@@ -1,0 +1,108 @@
+"""What every reproduction shares: a registry, the report it returns, and how reports are
+written to reports/NAME/ (report.md, results.json, PNG figures).
+
+A reproduction is a function `run(tier, out_dir) -> Report` registered under its name.
+`tier` is "tiny" (under 10 minutes on a 2-core CPU; shows the claim's direction) or
+"full" (sized for about 15 minutes on one H100/H200; the paper's setup where the data
+exists here). Training runs go to out_dir/runs/<tier>/... and are resumed, never
+overwritten; the report files are rewritten on every call, and a previous report made
+at the other tier is moved to out_dir/archive/<tier>-<time>/ first.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import pathlib
+import shutil
+import time
+
+import jax
+
+from attn_research.registry import Registry, check_choice
+
+TIERS = ("tiny", "full")
+SMOKE = "smoke"  # seconds-long sizes for the tests; not offered on the command line
+REPRODUCTIONS = Registry("reproduce")
+REPORT_FILES = ("report.md", "results.json")
+
+
+def register_reproduction(name: str):
+  """Decorator for run(tier, out_dir) -> Report."""
+  return REPRODUCTIONS.register(name)
+
+
+@dataclasses.dataclass
+class Report:
+  claim: str                    # the paper's claim, one or two sentences, with its source
+  tables: list                  # markdown tables (our numbers)
+  paper: str                    # the paper's number(s) beside ours, or why it gives none
+  differences: str              # what differs from the paper's setup, and why
+  results: dict                 # everything measured, for results.json
+  figures: list = dataclasses.field(default_factory=list)  # PNG names inside out_dir
+  verdict: str = ""             # one line: what our numbers show about the claim
+
+
+def markdown_table(columns, rows) -> str:
+  lines = ["| " + " | ".join(str(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def check_tier(tier: str):
+  check_choice("--tier", tier, TIERS + (SMOKE,))
+
+
+def _archive_other_tier(out_dir: pathlib.Path, tier: str):
+  results = out_dir / "results.json"
+  if not results.exists():
+    return
+  try:
+    old_tier = json.loads(results.read_text()).get("tier")
+  except (json.JSONDecodeError, OSError):
+    old_tier = "unknown"
+  if old_tier == tier:
+    return
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  archive = out_dir / "archive" / f"{old_tier}-{stamp}"
+  archive.mkdir(parents=True)
+  for path in out_dir.iterdir():
+    if path.is_file() and (path.name in REPORT_FILES or path.suffix == ".png"):
+      shutil.move(str(path), archive / path.name)
+  print(f"[reproduce] the previous {old_tier} report was moved to {archive}")
+
+
+def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, seconds: float):
+  command = f"./launch.sh reproduce {name} --tier {tier}"
+  device = jax.devices()[0]
+  lines = [f"# {name} ({tier} tier)", "", f"**Claim.** {report.claim}", "",
+           f"**Command.** `{command}` ({seconds:.0f} s on {device.device_kind}, "
+           f"{jax.device_count()} device(s), {datetime.date.today().isoformat()})", ""]
+  if report.verdict:
+    lines += [f"**What we found.** {report.verdict}", ""]
+  lines += ["## Our results", ""]
+  for table in report.tables:
+    lines += [table, ""]
+  lines += [f"![{fig}]({fig})" for fig in report.figures]
+  lines += ["", "## The paper", "", report.paper, "", "## What differs and why", "",
+            report.differences, ""]
+  (out_dir / "report.md").write_text("\n".join(lines))
+  payload = dict(name=name, tier=tier, command=command, seconds=round(seconds, 1),
+                 device=device.device_kind, results=report.results, verdict=report.verdict)
+  (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+def reproduce(name: str, tier: str = "tiny", reports_dir="reports") -> pathlib.Path:
+  """Runs one reproduction and writes reports/NAME/; returns that directory."""
+  check_tier(tier)
+  run_fn = REPRODUCTIONS.get(name)
+  out_dir = pathlib.Path(reports_dir) / name
+  out_dir.mkdir(parents=True, exist_ok=True)
+  _archive_other_tier(out_dir, tier)
+  start = time.perf_counter()
+  report = run_fn(tier, out_dir)
+  missing = [f for f in report.figures if not (out_dir / f).exists()]
+  if missing:
+    raise RuntimeError(f"reproduction {name!r} promised figures it did not write: {missing}")
+  write_report(name, tier, out_dir, report, time.perf_counter() - start)
+  return out_dir
