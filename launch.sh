@@ -2,6 +2,8 @@
 # attn_research launcher: sets up the environment if needed, then runs a verb.
 #   ./launch.sh [--config.KEY=VALUE ...]  the default experiment (experiments/compare.py)
 #   ./launch.sh run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
+#   ./launch.sh sweep CONFIG[:ARG] [--parallel N] [--seeds K] [--sweep-dir DIR] [--config.KEY=VALUE ...]
+#   ./launch.sh report SWEEP_DIR     a sweep's results.csv, results.md and plots
 #   ./launch.sh data NAME            prepare a task's data and show an example
 #   ./launch.sh test [PYTEST ARGS]   the test suite
 #   ./launch.sh help                 verbs and experiments
@@ -72,6 +74,10 @@ verbs:
                                  (Transformer vs CNN vs BiLSTM on digits; table + plot)
   run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
                                  train one experiment; a workdir with a checkpoint is resumed
+  sweep CONFIG[:ARG] [--parallel N] [--seeds K] [--sweep-dir DIR] [--dry-run] [--config.KEY=VALUE ...]
+                                 run every setting of the config's sweep(add), N at a time,
+                                 under workdirs/sweeps/NAME[_ARG]; finished runs are skipped
+  report SWEEP_DIR               aggregate a sweep: results.csv, results.md, one plot per axis
   data NAME [--config.KEY=VALUE ...]
                                  prepare a task's data, print its summary and one example
   test [PYTEST ARGS]             run the test suite
@@ -101,6 +107,12 @@ case "$verb" in
     # Two worker processes (ATTN_TEST_WORKERS to change): compiling dominates the suite
     # and is single-threaded, so two workers use both cores of a small machine.
     bootstrap; exec "$PY" -m pytest -n "${ATTN_TEST_WORKERS:-2}" tests "$@" ;;
-  sweep|reproduce) die "'$verb' is not built yet (see the open issues); verbs today: run, data, test, help" ;;
+  sweep)
+    [ $# -ge 1 ] || die "sweep needs a config that defines sweep(add), e.g. ./launch.sh sweep experiments/base.py --seeds 3"
+    bootstrap; exec "$PY" -m attn_research.sweep "$@" ;;
+  report)
+    [ $# -ge 1 ] || die "report needs a sweep directory, e.g. ./launch.sh report workdirs/sweeps/base"
+    bootstrap; exec "$PY" -m attn_research.report.sweep "$@" ;;
+  reproduce) die "'$verb' is not built yet (see the open issues); verbs today: run, sweep, report, data, test, help" ;;
   *) bootstrap; usage; die "unknown verb '$verb'" ;;
 esac
