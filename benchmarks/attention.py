@@ -1,16 +1,24 @@
-"""Speed and memory of the softmax attention kernels, as a markdown table.
+"""Speed and memory of the attention kernels, as a markdown table.
 
   PYTHONPATH=. .venv/bin/python benchmarks/attention.py [--lengths 512,1024,...] [--heads 8]
       [--head-dim 64] [--batch 1] [--dtype float32|bfloat16] [--repeats N] [--max-gib 8]
-      [--max-seconds 60]
+      [--max-seconds 60] [--features 256] [--projected 256] [--only reference,performer,...]
 
-Implementations: reference (materialised scores), chunked (Rabe & Staats, default chunks
-1024 x 4096), xla (jax.nn.dot_product_attention, implementation="xla"), and cudnn on a GPU.
+Softmax implementations: reference (materialised scores), chunked (Rabe & Staats, default
+chunks 1024 x 4096), xla (jax.nn.dot_product_attention, implementation="xla"), and cudnn on
+a GPU. The other kernels of model.attention, each as the module calls it (impl="auto"),
+non-causal: additive (Bahdanau scores, O(T S D) memory per block), linear (elu + 1
+features, direct form), performer (FAVOR+, --features random features, direct form),
+linformer (keys and values projected to --projected positions, then softmax), gat (GAT's
+LeakyReLU additive scores, materialised). Their parameters (score vectors, projections)
+are random arrays passed as arguments, so they count as argument memory; gradients are
+taken with respect to q, k, v only.
 Times are the median of --repeats runs after one warm-up, each ended by block_until_ready;
 a config stops repeating once its timed runs pass --max-seconds (at least one timed run).
 Memory is XLA's compiled estimate (memory_analysis: temp + argument + output bytes), so it is
 known without running; a config whose estimate exceeds --max-gib is compiled but not run.
-TFLOP/s follow the FlashAttention convention: fwd = 4 B T^2 H D, fwd+bwd = 3.5 x fwd.
+TFLOP/s follow the FlashAttention convention: fwd = 4 B T^2 H D, fwd+bwd = 3.5 x fwd; they
+are given for the softmax rows only ("-" for kernels that do other work).
 The two closing lines check the CPU targets: chunked fwd+bwd peak memory at T=16384 at least
 16x below the reference, and chunked fwd+bwd time at T=2048 at most 1.5x the reference.
 """
@@ -25,10 +33,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attn_research.kernels import dot_product_attention
+from attn_research.kernels import additive_attention, dot_product_attention, linear_attention
+from attn_research.kernels.graph import gat_attention
+from attn_research.kernels.linformer import linformer_attention
+from attn_research.kernels.performer import orthogonal_gaussian, performer_attention
 
 PASSES = ("fwd", "fwd+bwd")
 MIB = 2**20
+SOFTMAX_IMPLS = ("reference", "chunked", "xla", "cudnn")
+OTHER_KERNELS = ("additive", "linear", "performer", "linformer", "gat")
 
 
 def parse_args(argv=None):
@@ -44,29 +57,76 @@ def parse_args(argv=None):
                  help="stop repeating a config once its timed runs took this long")
   p.add_argument("--max-gib", type=float, default=8.0,
                  help="do not run configs whose compiled memory estimate exceeds this")
+  p.add_argument("--features", type=int, default=256, help="performer's random features M")
+  p.add_argument("--projected", type=int, default=256,
+                 help="linformer's projected length k (at most T)")
+  p.add_argument("--only", default=None, help="comma-separated rows to run (default: all)")
   args = p.parse_args(argv)
   args.lengths = [int(t) for t in args.lengths.split(",")]
+  valid = SOFTMAX_IMPLS + OTHER_KERNELS
+  args.only = None if args.only is None else args.only.split(",")
+  if args.only is not None and not set(args.only) <= set(valid):
+    p.error(f"--only {args.only} names rows outside {valid}")
   return args
 
 
-def implementations():
-  return ("reference", "chunked", "xla") + (("cudnn",) if jax.default_backend() == "gpu" else ())
+def implementations(args=None):
+  rows = (("reference", "chunked", "xla") + (("cudnn",) if jax.default_backend() == "gpu" else ())
+          + OTHER_KERNELS)
+  only = None if args is None else args.only
+  return tuple(r for r in rows if only is None or r in only)
+
+
+def row_label(impl, args):
+  if impl == "performer":
+    return f"performer (M={args.features})"
+  if impl == "linformer":
+    return f"linformer (k<={args.projected})"
+  return impl
+
+
+def kernel_params(impl, args, length):
+  """The row's parameters (random, fixed): passed to the compiled function as arguments."""
+  key = jax.random.key(1)
+  H, D = args.heads, args.head_dim
+  if impl == "additive":
+    return (jax.random.normal(key, (H, D), args.dtype) * D ** -0.5,)
+  if impl == "performer":
+    return (orthogonal_gaussian(key, args.features, D),)
+  if impl == "linformer":
+    k = min(args.projected, length)
+    return tuple(jax.random.normal(kk, (k, length), jnp.float32) * length ** -0.5
+                 for kk in jax.random.split(key))
+  if impl == "gat":
+    return tuple(jax.random.normal(kk, (H, D), args.dtype) * D ** -0.5
+                 for kk in jax.random.split(key))
+  return ()
+
+
+def kernel_call(impl):
+  """(q, k, v, *params) -> attention output, for one row."""
+  if impl in SOFTMAX_IMPLS:
+    return lambda q, k, v: dot_product_attention(q, k, v, impl=impl)
+  return {"additive": lambda q, k, v, w: additive_attention(q, k, v, w),
+          "linear": lambda q, k, v: linear_attention(q, k, v),
+          "performer": lambda q, k, v, w: performer_attention(q, k, v, w),
+          "linformer": lambda q, k, v, e, f: linformer_attention(q, k, v, e, f),
+          "gat": lambda q, k, v, a_q, a_k: gat_attention(q, k, v, a_q, a_k)}[impl]
 
 
 def attention_fn(impl, pass_):
   """The function to benchmark: attention itself, or the gradient of its sum w.r.t. q, k, v."""
-  def fwd(q, k, v):
-    return dot_product_attention(q, k, v, impl=impl)
+  fwd = kernel_call(impl)
 
-  def loss(q, k, v):
-    return jnp.sum(fwd(q, k, v).astype(jnp.float32))
+  def loss(q, k, v, *params):
+    return jnp.sum(fwd(q, k, v, *params).astype(jnp.float32))
   return fwd if pass_ == "fwd" else jax.grad(loss, argnums=(0, 1, 2))
 
 
-def compile_with_memory(fn, shape, dtype):
+def compile_with_memory(fn, shape, dtype, params=()):
   """(compiled executable, peak bytes = temp + argument + output) without running it."""
   x = jax.ShapeDtypeStruct(shape, dtype)
-  compiled = jax.jit(fn).lower(x, x, x).compile()
+  compiled = jax.jit(fn).lower(x, x, x, *params).compile()
   m = compiled.memory_analysis()
   return compiled, m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
 
@@ -89,13 +149,14 @@ def flops(batch, length, heads, head_dim, pass_):
 def measure(impl, pass_, args, qkv):
   """{"bytes": compiled estimate, "seconds": median or None, "note": why not run}."""
   shape, dtype = qkv[0].shape, qkv[0].dtype
+  params = kernel_params(impl, args, shape[1])
   try:
-    compiled, peak = compile_with_memory(attention_fn(impl, pass_), shape, dtype)
+    compiled, peak = compile_with_memory(attention_fn(impl, pass_), shape, dtype, params)
   except ValueError as e:  # e.g. cudnn with float32 inputs
     return {"bytes": None, "seconds": None, "note": f"unsupported: {e}".split(";")[0]}
   if peak > args.max_gib * 2**30:
     return {"bytes": peak, "seconds": None, "note": f"skipped (needs {peak / 2**30:.1f} GiB)"}
-  seconds = median_seconds(compiled, qkv, args.repeats, args.max_seconds)
+  seconds = median_seconds(compiled, qkv + params, args.repeats, args.max_seconds)
   return {"bytes": peak, "seconds": seconds, "note": ""}
 
 
@@ -110,7 +171,7 @@ def run_all(args):
   results = {}
   for length in args.lengths:
     qkv = random_qkv(args, length)
-    for impl in implementations():
+    for impl in implementations(args):
       for pass_ in PASSES:
         start = time.perf_counter()
         results[impl, length, pass_] = r = measure(impl, pass_, args, qkv)
@@ -120,20 +181,23 @@ def run_all(args):
 
 
 def format_cells(r, n_flops):
+  """n_flops None: the row does other work than softmax attention; no TFLOP/s."""
   mem = "-" if r["bytes"] is None else f"{r['bytes'] / MIB:,.0f}"
   if r["seconds"] is None:
     return [r["note"], "-", mem]
-  return [f"{1e3 * r['seconds']:,.1f}", f"{n_flops / r['seconds'] / 1e12:.3f}", mem]
+  rate = "-" if n_flops is None else f"{n_flops / r['seconds'] / 1e12:.3f}"
+  return [f"{1e3 * r['seconds']:,.1f}", rate, mem]
 
 
 def table(results, args):
   head = ["impl", "T"] + [f"{p} {c}" for p in PASSES for c in ("ms", "TFLOP/s", "MiB")]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-  for impl in implementations():
+  for impl in implementations(args):
     for length in args.lengths:
-      cells = [impl, str(length)]
+      cells = [row_label(impl, args), str(length)]
       for pass_ in PASSES:
-        n = flops(args.batch, length, args.heads, args.head_dim, pass_)
+        n = (flops(args.batch, length, args.heads, args.head_dim, pass_)
+             if impl in SOFTMAX_IMPLS else None)
         cells += format_cells(results[impl, length, pass_], n)
       lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)

@@ -32,6 +32,10 @@ The output is out_i = phi(q_i)^T S / (phi(q_i)^T z + eps) in every form (phi >= 
 query that sees no key (all-zero relu features, or only padded keys) returns exactly 0.
 Accumulation is in float32; outputs come back in v's dtype. A key padding mask zeroes
 the features of padded keys, so they add nothing to S or z.
+
+The feature map is a name, or callables passed in: kernels/performer.py runs these forms
+on FAVOR+ random features (Choromanski et al. 2020), with Dk replaced by the number of
+features M in the costs above.
 """
 from __future__ import annotations
 
@@ -54,9 +58,14 @@ DEFAULT_CHUNK = 64
 # ----------------------------------------------------------------------------- checks
 
 def _check_feature_map(feature_map):
-  if not isinstance(feature_map, str) or feature_map not in FEATURE_MAPS:
-    raise ValueError(f"feature_map={feature_map!r} is not a linear attention feature map; "
-                     f"valid: {tuple(FEATURE_MAPS)}")
+  if isinstance(feature_map, str) and feature_map in FEATURE_MAPS:
+    return
+  if callable(feature_map) or (isinstance(feature_map, tuple) and len(feature_map) == 2
+                               and all(map(callable, feature_map))):
+    return
+  raise ValueError(f"feature_map={feature_map!r} is not a linear attention feature map; "
+                   f"valid: a name in {tuple(FEATURE_MAPS)}, a callable, or a pair of "
+                   "callables (query map, key map)")
 
 
 def _check_eps(eps):
@@ -69,6 +78,15 @@ def _check_floating(**arrays):
   for name, x in arrays.items():
     if not jnp.issubdtype(x.dtype, jnp.floating):
       raise ValueError(f"{name} must be a floating-point array; got dtype {x.dtype}")
+
+
+def _check_features(q, k, phq, phk):
+  """A callable feature map must keep [B, length, H] and give queries and keys one width."""
+  if phq.shape[:3] != q.shape[:3] or phk.shape[:3] != k.shape[:3] or (
+      phq.ndim != 4 or phk.ndim != 4 or phq.shape[-1] != phk.shape[-1]):
+    raise ValueError(f"feature_map gave query features {phq.shape} and key features "
+                     f"{phk.shape} for q {q.shape}, k {k.shape}; need [B, T, H, M] and "
+                     "[B, S, H, M]")
 
 
 def choose_linear_impl(*, causal: bool) -> str:
@@ -102,8 +120,13 @@ def _check_args(q, k, v, mask, causal, feature_map, impl, chunk, eps):
 
 # ---------------------------------------------------------------------- implementations
 
-def _features(feature_map, x):
-  return FEATURE_MAPS[feature_map](x.astype(jnp.float32))
+def _features(feature_map, x, is_query):
+  """phi(x) in float32; a pair of callables is (query map, key map)."""
+  if isinstance(feature_map, str):
+    feature_map = FEATURE_MAPS[feature_map]
+  elif isinstance(feature_map, tuple):
+    feature_map = feature_map[0] if is_query else feature_map[1]
+  return feature_map(x.astype(jnp.float32))
 
 
 def _normalise(num, den, eps):
@@ -195,7 +218,10 @@ def linear_attention(q, k, v, *, mask=None, causal=False, feature_map="elu", imp
     q: [B, T, H, Dk] queries; k: [B, S, H, Dk] keys; v: [B, S, H, Dv] values.
     mask: [B, S] bool key padding mask (True = real key) or None; padded keys add nothing.
     causal: query i attends keys j <= i (needs T == S).
-    feature_map: a name in FEATURE_MAPS ("elu": elu(x) + 1, the paper's; "relu").
+    feature_map: a name in FEATURE_MAPS ("elu": elu(x) + 1, the paper's; "relu"), a
+      callable [..., Dk] -> [..., M] (float32 in, non-negative features out; M may differ
+      from Dk) applied to queries and keys, or a pair (query map, key map) of such
+      callables (the Performer's, kernels/performer.py, stabilise the two differently).
     impl: one of LINEAR_IMPLS (see the module docstring); "auto" is chunked when causal,
       direct when not.
     chunk: positions per chunk of impl="chunked" (any T works; the last chunk is padded).
@@ -208,7 +234,8 @@ def linear_attention(q, k, v, *, mask=None, causal=False, feature_map="elu", imp
   _check_args(q, k, v, mask, causal, feature_map, impl, chunk, eps)
   if impl == "auto":
     impl = choose_linear_impl(causal=causal)
-  phq, phk = _features(feature_map, q), _features(feature_map, k)
+  phq, phk = _features(feature_map, q, True), _features(feature_map, k, False)
+  _check_features(q, k, phq, phk)
   if mask is not None:
     phk = jnp.where(mask[:, :, None, None], phk, 0.0)
   v32 = v.astype(jnp.float32)
@@ -260,6 +287,7 @@ def linear_attention_step(state, q_t, k_t, v_t, *, feature_map="elu", eps=1e-6):
     raise ValueError(f"state shapes S {s.shape}, z {z.shape} do not match the inputs: need "
                      f"S {(B, H, D, E)} and z {(B, H, D)}")
   (s32, z32), out = _step((s.astype(jnp.float32), z.astype(jnp.float32)),
-                          _features(feature_map, q_t), _features(feature_map, k_t),
+                          _features(feature_map, q_t, True),
+                          _features(feature_map, k_t, False),
                           v_t.astype(jnp.float32), eps)
   return (s32.astype(s.dtype), z32.astype(z.dtype)), out.astype(v_t.dtype)

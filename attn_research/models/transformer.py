@@ -11,7 +11,16 @@ from attn_research.nn.transformer import EncoderBlock
 from attn_research.registry import check_choice
 
 DEFAULTS = dict(d_model=64, num_layers=2, num_heads=4, mlp_ratio=4, dropout=0.0,
-                attention="softmax", attention_impl="auto", position="learned", pooling="mean")
+                attention="softmax", attention_impl="auto", position="learned", pooling="mean",
+                # > 0: truncated attention, each vector sees `window` neighbours on each
+                # side (only the past when causal); 0: full attention.
+                window=0)
+
+
+def _window(width):
+  if not isinstance(width, int) or width < 0:
+    raise ValueError(f"model.window={width!r} must be an int >= 0 (0 = full attention)")
+  return (width, width) if width else None
 
 
 @register_model("transformer", DEFAULTS)
@@ -35,7 +44,10 @@ class Transformer(SequenceModel):
     self.blocks = nnx.List([
         EncoderBlock(d, cfg["num_heads"], cfg["mlp_ratio"], cfg["dropout"],
                      kernel=cfg["attention"], impl=cfg["attention_impl"],
-                     causal=is_causal(task_info), position=self.position, rngs=rngs)
+                     causal=is_causal(task_info), position=self.position,
+                     window=_window(cfg["window"]),
+                     max_length=task_info.max_length + (1 if self.cls is not None else 0),
+                     rngs=rngs)
         for _ in range(cfg["num_layers"])])
 
   def backbone(self, x_BTD, mask_BT, *, train, attn_mask_BTT=None):

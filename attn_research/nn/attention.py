@@ -6,10 +6,14 @@ maps the module call onto the pure function.
 """
 from __future__ import annotations
 
+import jax.numpy as jnp
 from flax import nnx
 
 from attn_research import kernels
+from attn_research.kernels import graph as graph_lib
 from attn_research.kernels import linear as linear_lib
+from attn_research.kernels import linformer as linformer_lib
+from attn_research.kernels import performer as performer_lib
 from attn_research.registry import Registry
 
 ATTENTION_KERNELS = Registry("model.attention")
@@ -70,8 +74,147 @@ class LinearKernel(nnx.Module):
     if return_weights:
       raise ValueError("linear attention never forms the attention matrix; "
                        "return_weights needs attention='softmax'")
-    key_mask = None if mask is None else mask[:, 0, 0, :]  # [B, 1, 1, S] padding mask
+    key_mask = _key_padding_mask(mask, k, "linear")
     return linear_lib.linear_attention(q, k, v, mask=key_mask, causal=causal, impl=self.impl)
+
+
+def _key_padding_mask(mask, k_BSHD, name):
+  """The [B, S] key padding mask inside a [B, 1, 1, S] mask; kernels that never form the
+  score matrix cannot take any other pattern (a graph's adjacency, [B, 1, T, S])."""
+  if mask is None:
+    return None
+  if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[2] != 1:
+    raise ValueError(f"attention={name!r} takes a key padding mask only ([B, 1, 1, S]); got "
+                     f"a mask of shape {mask.shape} (e.g. a graph's adjacency): use "
+                     "attention='softmax' or 'gat' for arbitrary masks")
+  return jnp.broadcast_to(mask[:, 0, 0, :], (k_BSHD.shape[0], k_BSHD.shape[1]))
+
+
+def _positive_int_arg(name, arg, meaning):
+  """NAME:ARG's ARG as a positive int, or a ValueError naming it."""
+  try:
+    value = int(arg)
+  except ValueError:
+    value = 0
+  if value < 1 or str(value) != arg.strip():
+    raise ValueError(f"model.attention={name}:{arg}: the argument is {meaning}, a positive "
+                     f"int (e.g. {name}:64); got {arg!r}")
+  return value
+
+
+def _refuse_window_and_weights(name, window, return_weights, why):
+  if window is not None:
+    raise ValueError(f"{name} attention has no window (got window={window}); "
+                     "use attention='softmax' for truncated attention")
+  if return_weights:
+    raise ValueError(f"{name} attention {why}; return_weights needs attention='softmax' "
+                     "(or 'additive', 'gat')")
+
+
+@register_attention("performer")
+class PerformerKernel(nnx.Module):
+  """Performer / FAVOR+ (Choromanski et al. 2020): softmax attention estimated with M
+  positive orthogonal random features, computed as linear attention in O(T M D).
+
+  `performer:M` sets M (default 256). The projection [M, head_dim] is drawn once, at
+  construction, from rngs.params() and shared by the heads of the layer; it is stored as
+  a non-trainable nnx.Variable (not an nnx.Param: no gradient, not counted as a
+  parameter, not in checkpoints; the same seed draws the same features on resumption).
+  Features are fixed: never redrawn during training (the paper's redrawing is not done).
+  """
+  accepts_bias = False
+  takes_arg = True
+
+  def __init__(self, num_heads, head_dim, impl, *, arg=None, rngs):
+    del num_heads
+    if impl not in linear_lib.LINEAR_IMPLS:
+      raise ValueError(f"model.attention_impl={impl!r} is not a linear attention form "
+                       f"(performer runs as linear attention); valid: {linear_lib.LINEAR_IMPLS}")
+    self.impl = impl
+    num_features = (performer_lib.DEFAULT_FEATURES if arg is None else
+                    _positive_int_arg("performer", arg, "the number of random features"))
+    self.projection_MD = nnx.Variable(performer_lib.orthogonal_gaussian(
+        rngs.params(), num_features, head_dim))
+
+  def __call__(self, q, k, v, *, mask, bias, causal, window, return_weights):
+    del bias  # never given: MultiHeadSelfAttention refuses bias encodings (accepts_bias)
+    _refuse_window_and_weights("performer", window, return_weights,
+                               "never forms the attention matrix")
+    return performer_lib.performer_attention(
+        q, k, v, self.projection_MD[...], mask=_key_padding_mask(mask, k, "performer"),
+        causal=causal, impl=self.impl)
+
+
+@register_attention("linformer")
+class LinformerKernel(nnx.Module):
+  """Linformer (Wang et al. 2020): keys and values projected along the length axis to k
+  positions by learned E, F [k, max_length] shared by the layer's heads ("headwise"
+  sharing), then softmax attention over the k projected keys: O(T k) time and memory.
+
+  `linformer:K` sets k (default min(64, max_length)). Non-causal only; needs the model's
+  max_length; takes a key padding mask only (zeroed before the projection).
+  """
+  accepts_bias = False
+  takes_arg = True
+  needs_max_length = True
+
+  def __init__(self, num_heads, head_dim, impl, *, arg=None, max_length=None, rngs):
+    del num_heads, head_dim
+    kernels.check_impl(impl)
+    if impl == "local":
+      raise ValueError("model.attention_impl='local' needs a window, which linformer "
+                       f"attention has none of; valid: {kernels.IMPLS}")
+    if isinstance(max_length, bool) or not (isinstance(max_length, int) and max_length >= 1):
+      raise ValueError(f"linformer attention needs max_length (the longest sequence) to size "
+                       f"its [k, max_length] projections; got max_length={max_length!r}")
+    self.impl = impl
+    k = (min(64, max_length) if arg is None else
+         _positive_int_arg("linformer", arg, "the projected length k"))
+    init = nnx.initializers.xavier_uniform()  # variance 2 / (k + max_length)
+    self.e_KN = nnx.Param(init(rngs.params(), (k, max_length)))
+    self.f_KN = nnx.Param(init(rngs.params(), (k, max_length)))
+
+  def __call__(self, q, k, v, *, mask, bias, causal, window, return_weights):
+    del bias  # never given: MultiHeadSelfAttention refuses bias encodings (accepts_bias)
+    _refuse_window_and_weights("linformer", window, return_weights,
+                               "weighs k projected keys (mixtures of positions), not positions")
+    return linformer_lib.linformer_attention(
+        q, k, v, self.e_KN[...], self.f_KN[...], mask=_key_padding_mask(mask, k, "linformer"),
+        causal=causal, impl=self.impl)
+
+
+@register_attention("gat")
+class GATKernel(nnx.Module):
+  """GAT's additive scores (Velickovic et al. 2018): LeakyReLU(a_q . q_i + a_k . k_j), slope
+  0.2, softmax over the allowed keys (a graph's neighbours through the mask), one pair
+  (a_q, a_k) of score vectors per head. Materialises the [T, S] scores."""
+
+  def __init__(self, num_heads, head_dim, impl, *, rngs):
+    if impl not in ("auto", "reference"):
+      raise ValueError(f"model.attention_impl={impl!r}: gat attention materialises its "
+                       "scores; valid: ('auto', 'reference')")
+    init = nnx.initializers.normal(head_dim ** -0.5)
+    self.a_q_HD = nnx.Param(init(rngs.params(), (num_heads, head_dim)))
+    self.a_k_HD = nnx.Param(init(rngs.params(), (num_heads, head_dim)))
+
+  def __call__(self, q, k, v, *, mask, bias, causal, window, return_weights):
+    return graph_lib.gat_attention(q, k, v, self.a_q_HD[...], self.a_k_HD[...], mask=mask,
+                                   bias=bias, causal=causal, window=window,
+                                   return_weights=return_weights)
+
+
+def _kernel_options(kernel, kernel_cls, max_length):
+  """The constructor options a kernel declares: arg (takes_arg) and max_length
+  (needs_max_length); an argument given to a kernel that takes none is refused."""
+  name, sep, arg = kernel.partition(":")
+  options = {}
+  if getattr(kernel_cls, "takes_arg", False):
+    options["arg"] = arg if sep else None
+  elif sep:
+    raise ValueError(f"model.attention={kernel!r}: {name!r} takes no argument after ':'")
+  if getattr(kernel_cls, "needs_max_length", False):
+    options["max_length"] = max_length
+  return options
 
 
 class MultiHeadSelfAttention(nnx.Module):
@@ -80,16 +223,19 @@ class MultiHeadSelfAttention(nnx.Module):
   Args:
     d_model: width of the input and output vectors.
     num_heads: number of heads; must divide d_model.
-    kernel: a name in ATTENTION_KERNELS.
+    kernel: a name in ATTENTION_KERNELS, or NAME:ARG for a kernel that takes an argument
+      (performer:M random features, linformer:K projected length).
     impl: the kernels' implementation ("auto", "reference", "chunked", "xla", "cudnn").
     causal / window: restrict which vectors each vector may attend.
     position: an nn.positional module whose in_attention acts on queries and keys
       (rotary) or adds a bias to the scores (alibi, relative); shared across layers.
+    max_length: the longest sequence it will see; kernels with `needs_max_length`
+      (linformer) size their parameters by it.
   """
 
   def __init__(self, d_model: int, num_heads: int, *, kernel: str = "softmax",
                impl: str = "auto", causal: bool = False, window=None, position=None,
-               rngs: nnx.Rngs):
+               max_length: int | None = None, rngs: nnx.Rngs):
     if num_heads < 1 or d_model % num_heads:
       raise ValueError(f"num_heads={num_heads} must be a positive divisor of d_model={d_model}")
     kernel_cls = ATTENTION_KERNELS.get(kernel)
@@ -105,7 +251,8 @@ class MultiHeadSelfAttention(nnx.Module):
     self.key = nnx.LinearGeneral(d_model, shape, rngs=rngs)
     self.value = nnx.LinearGeneral(d_model, shape, rngs=rngs)
     self.out = nnx.LinearGeneral(shape, d_model, axis=(-2, -1), rngs=rngs)
-    self.kernel = kernel_cls(num_heads, self.head_dim, impl, rngs=rngs)
+    self.kernel = kernel_cls(num_heads, self.head_dim, impl, rngs=rngs,
+                             **_kernel_options(kernel, kernel_cls, max_length))
 
   def __call__(self, x_BTD, mask_BT=None, *, attn_mask_BTT=None, return_weights: bool = False):
     """mask_BT: which vectors are real; attn_mask_BTT: optionally, which vector may

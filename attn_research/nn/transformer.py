@@ -20,16 +20,17 @@ class MLP(nnx.Module):
 class EncoderBlock(nnx.Module):
   """Pre-LN block (Xiong et al. 2020): stable without learning-rate warm-up tricks.
 
-  causal=True turns it into a decoder-only (GPT-style) block.
+  causal=True turns it into a decoder-only (GPT-style) block. max_length (the longest
+  sequence, optional) reaches kernels that size parameters by it (linformer).
   """
 
   def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float, *,
                kernel: str = "softmax", impl: str = "auto", causal: bool = False,
-               window=None, position=None, rngs: nnx.Rngs):
+               window=None, position=None, max_length=None, rngs: nnx.Rngs):
     self.ln_attn = nnx.LayerNorm(d_model, rngs=rngs)
     self.attn = MultiHeadSelfAttention(d_model, num_heads, kernel=kernel, impl=impl,
                                        causal=causal, window=window, position=position,
-                                       rngs=rngs)
+                                       max_length=max_length, rngs=rngs)
     self.ln_mlp = nnx.LayerNorm(d_model, rngs=rngs)
     self.mlp = MLP(d_model, mlp_ratio * d_model, dropout, rngs=rngs)
     self.dropout = nnx.Dropout(dropout, rngs=rngs)
