@@ -19,6 +19,11 @@ TRAIN_DEFAULTS = dict(
     # > 1: trim each batch's padding to one of this many lengths (one compile each).
     length_buckets=1)
 
+REPORT_DEFAULTS = dict(
+    # True: after training, attention maps of the first eval example (per-head heat maps,
+    # rollout, mean attention distance) go into the workdir (train/attention_maps.py).
+    attention_maps=False)
+
 SMOKE_TRAIN = dict(batch_size=8, eval_batch_size=64, num_steps=3, warmup_steps=1,
                    log_every=1, eval_every=3, checkpoint_every=3)
 SMOKE_MODEL = dict(d_model=16, num_layers=1, num_heads=2)
@@ -32,6 +37,8 @@ def base_config(task: str = "digits", model: str = "transformer", **task_setting
   config.data = ml_collections.ConfigDict(dict(task_defaults(task), **task_settings))
   config.model = ml_collections.ConfigDict(model_defaults(model))
   config.train = ml_collections.ConfigDict(TRAIN_DEFAULTS)
+  # What is drawn after training (never changes the training; a workdir resumes across it).
+  config.report = ml_collections.ConfigDict(REPORT_DEFAULTS)
   return config
 
 
@@ -52,7 +59,10 @@ def smoke(config):
   for model_cfg in (config.models.values() if "models" in config else [config.model]):
     shrink_model(model_cfg)
   if "budget" in config:
-    config.budget.enforce = False  # tiny models test the plumbing, not fairness
+    # Tiny models test the plumbing, not fairness: no width solving, no refusal.
+    config.budget.update(params=0, enforce=False)
+    if "flops" in config.budget:
+      config.budget.flops = 0
   return config
 
 

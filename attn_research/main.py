@@ -1,7 +1,8 @@
 """Command line: python -m attn_research.main --config FILE[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
 
 Thin by design: it reads the config, applies the overrides and calls the library.
-A config with `models` (several) runs a comparison; one with `model` runs once.
+A config with `models` (several) runs a comparison; one with `extrapolation` trains one
+model per position encoding and evaluates it at longer lengths; one with `model` runs once.
 """
 from __future__ import annotations
 
@@ -40,11 +41,18 @@ def main(argv=None):
     if "models" in config:
       summaries, (table, png) = run_comparison(config, workdir, progress=not args.no_progress)
       print("\n" + table + f"\n\nlearning curves: {png}\ntable: {workdir / 'comparison.md'}")
+    elif "extrapolation" in config:
+      from attn_research.extrapolate import run_extrapolation
+      _, (table, png) = run_extrapolation(config, workdir, progress=not args.no_progress)
+      print("\n" + table + f"\n\nplot: {png}\ntable: {workdir / 'extrapolation.md'}")
     else:
       summary = run(config, workdir, progress=not args.no_progress)
       ev = summary["final_eval"] or {}
       print(f"\nstep {summary['step']}: eval accuracy {ev.get('accuracy')}, "
             f"loss {ev.get('loss')}; summary: {workdir / 'summary.json'}")
+    if config.get("report", {}).get("attention_maps"):
+      from attn_research.train.attention_maps import save_all_attention_maps
+      save_all_attention_maps(workdir)
   except (ValueError, FloatingPointError) as e:
     parser.exit(2 if isinstance(e, ValueError) else 3, f"error: {e}\n")
   except KeyboardInterrupt:

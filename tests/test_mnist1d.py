@@ -134,3 +134,13 @@ def test_render_plots_the_signal(tasks, tmp_path):
   path = task.render({k: v[0] for k, v in task.train.items()}, tmp_path / "render")
   with open(path, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_patches_group_consecutive_samples():
+  from tests.conftest import make_config
+  whole = get_task(make_config("experiments/mnist1d.py:smoke").data)
+  patched = get_task(make_config("experiments/mnist1d.py:smoke", data__patch=4).data)
+  assert patched.info.max_length == 10 and patched.info.input_size == 4
+  np.testing.assert_array_equal(patched.train["inputs"][:, 2], whole.train["inputs"][:, 8:12, 0])
+  with pytest.raises(ValueError, match="data.patch=3"):
+    get_task(make_config("experiments/mnist1d.py:smoke", data__patch=3).data)

@@ -83,7 +83,7 @@ def load_chunk(directory, seed: int) -> dict:
 
 class MNIST1DTask(ArrayTask):
   def render(self, example, out_dir):
-    signal = np.asarray(example["inputs"])[:, 0]
+    signal = np.asarray(example["inputs"]).reshape(-1)  # patches back to the 40 samples
 
     def draw(ax):
       ax.plot(np.arange(len(signal)), signal, "k.-", lw=1.5)
@@ -93,13 +93,19 @@ class MNIST1DTask(ArrayTask):
     return save_figure(draw, out_dir, "example.png", figsize=(4, 2.5))
 
 
-@register_task("mnist1d", dict(train_size=4000, seed=42, dir=None), smoke=dict(train_size=500))
+@register_task("mnist1d", dict(train_size=4000, seed=42, patch=1, dir=None),
+               smoke=dict(train_size=500))
 def mnist1d_task(cfg):
   """MNIST-1D: 40 scalar frames per signal, one label of 10; train_size in
-  [500, 100000] (default 4,000, the paper's), a fixed eval set of 1,000."""
-  n, seed = cfg["train_size"], cfg["seed"]
+  [500, 100000] (default 4,000, the paper's), a fixed eval set of 1,000.
+
+  patch=p > 1 groups p consecutive samples into one vector (40 / p vectors of p
+  features): ViT's patches for a 1D signal; p must divide 40."""
+  n, seed, p = cfg["train_size"], cfg["seed"], cfg["patch"]
   if not (isinstance(n, int) and MIN_TRAIN <= n <= MAX_TRAIN):
     raise ValueError(f"data.train_size={n!r} must be an int in [{MIN_TRAIN}, {MAX_TRAIN}]")
+  if not (isinstance(p, int) and p >= 1 and 40 % p == 0):
+    raise ValueError(f"data.patch={p!r} must divide the 40 samples (1, 2, 4, 5, 8, 10, 20, 40)")
   if not 0 <= seed < 2**32:
     raise ValueError(f"data.seed={seed} must be in [0, 2**32) (numpy's global seed range)")
   directory = data_dir(cfg["dir"])
@@ -115,7 +121,9 @@ def mnist1d_task(cfg):
   train = {"inputs": np.concatenate(xs)[:n, :, None], "targets": np.concatenate(ys)[:n]}
   evaluation = {"inputs": first["x"][head:, :, None], "targets": first["y"][head:]}
   for split in (train, evaluation):
+    x = split["inputs"]
+    split["inputs"] = x.reshape(x.shape[0], x.shape[1] // p, p)
     split["mask"] = np.ones(split["inputs"].shape[:2], bool)
-  info = TaskInfo(input_kind="frames", input_size=1, output_kind="per_sequence",
-                  num_classes=10, max_length=first["x"].shape[1], train_size=n)
+  info = TaskInfo(input_kind="frames", input_size=p, output_kind="per_sequence",
+                  num_classes=10, max_length=first["x"].shape[1] // p, train_size=n)
   return MNIST1DTask(info, train, evaluation)

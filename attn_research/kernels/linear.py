@@ -250,6 +250,26 @@ def linear_attention(q, k, v, *, mask=None, causal=False, feature_map="elu", imp
   return out.astype(v.dtype)
 
 
+def linear_attention_weights(q, k, *, mask=None, causal=False, feature_map="elu", eps=1e-6):
+  """[B, H, T, S] float32: the attention matrix the parallel form uses, row-normalised,
+  A_ij = phi(q_i) . phi(k_j) / (sum_j' phi(q_i) . phi(k_j') + eps) (zero where masked).
+  Linear attention never needs it; attention maps do. Arguments as in linear_attention."""
+  v = jnp.zeros(k.shape[:3] + (1,), jnp.float32)
+  if mask is not None:
+    mask = jnp.asarray(mask)
+  _check_args(q, k, v, mask, causal, feature_map, "parallel", DEFAULT_CHUNK, eps)
+  phq, phk = _features(feature_map, q, True), _features(feature_map, k, False)
+  _check_features(q, k, phq, phk)
+  if mask is not None:
+    phk = jnp.where(mask[:, :, None, None], phk, 0.0)
+  a_BHTS = jnp.einsum("bthd,bshd->bhts", phq, phk)
+  if causal:
+    T, S = a_BHTS.shape[-2:]
+    a_BHTS = jnp.where(jnp.tril(jnp.ones((T, S), bool)), a_BHTS, 0.0)
+  den_BHT = jnp.sum(a_BHTS, axis=-1) + eps
+  return a_BHTS / jnp.where(den_BHT == 0, 1.0, den_BHT)[..., None]
+
+
 def init_state(batch: int, heads: int, dk: int, dv: int, dtype=jnp.float32):
   """The empty RNN state: (S [batch, heads, dk, dv], z [batch, heads, dk]), zeros."""
   for name, n in (("batch", batch), ("heads", heads), ("dk", dk), ("dv", dv)):

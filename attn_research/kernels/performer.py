@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attn_research.kernels.checks import check_qkv
-from attn_research.kernels.linear import DEFAULT_CHUNK, linear_attention
+from attn_research.kernels.linear import DEFAULT_CHUNK, linear_attention, linear_attention_weights
 
 DEFAULT_FEATURES = 256
 
@@ -119,12 +119,25 @@ def performer_attention(q, k, v, projection_MD, *, mask=None, causal=False, impl
     raise ValueError(f"projection_MD must be floating-point; got dtype {projection_MD.dtype}")
   if mask is not None:
     mask = jnp.asarray(mask)
+  return linear_attention(q, k, v, mask=mask, causal=causal,
+                          feature_map=_feature_maps(projection_MD, mask),
+                          impl=impl, chunk=chunk, eps=0.0)
 
+
+def _feature_maps(projection_MD, mask):
+  """(query map, key map): the two are stabilised differently (see favor_features)."""
   def query_map(x):
     return favor_features(x, projection_MD, is_query=True)
 
   def key_map(x):
     return favor_features(x, projection_MD, is_query=False, mask_BT=mask)
+  return query_map, key_map
 
-  return linear_attention(q, k, v, mask=mask, causal=causal, feature_map=(query_map, key_map),
-                          impl=impl, chunk=chunk, eps=0.0)
+
+def performer_weights(q, k, projection_MD, *, mask=None, causal=False):
+  """[B, H, T, S] the estimated attention matrix phi(q_i) . phi(k_j), row-normalised
+  (for attention maps; the attention itself never forms it)."""
+  if mask is not None:
+    mask = jnp.asarray(mask)
+  return linear_attention_weights(q, k, mask=mask, causal=causal,
+                                  feature_map=_feature_maps(projection_MD, mask), eps=0.0)

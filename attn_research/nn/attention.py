@@ -71,10 +71,10 @@ class LinearKernel(nnx.Module):
     if window is not None:
       raise ValueError(f"linear attention has no window (got window={window}); "
                        "use attention='softmax' for truncated attention")
-    if return_weights:
-      raise ValueError("linear attention never forms the attention matrix; "
-                       "return_weights needs attention='softmax'")
     key_mask = _key_padding_mask(mask, k, "linear")
+    if return_weights:  # attention maps: the parallel (reference) form's matrix
+      out = linear_lib.linear_attention(q, k, v, mask=key_mask, causal=causal, impl="parallel")
+      return out, linear_lib.linear_attention_weights(q, k, mask=key_mask, causal=causal)
     return linear_lib.linear_attention(q, k, v, mask=key_mask, causal=causal, impl=self.impl)
 
 
@@ -138,11 +138,15 @@ class PerformerKernel(nnx.Module):
 
   def __call__(self, q, k, v, *, mask, bias, causal, window, return_weights):
     del bias  # never given: MultiHeadSelfAttention refuses bias encodings (accepts_bias)
-    _refuse_window_and_weights("performer", window, return_weights,
-                               "never forms the attention matrix")
+    _refuse_window_and_weights("performer", window, False, "")
+    key_mask = _key_padding_mask(mask, k, "performer")
+    if return_weights:  # attention maps: the parallel (reference) form's estimated matrix
+      out = performer_lib.performer_attention(q, k, v, self.projection_MD[...], mask=key_mask,
+                                              causal=causal, impl="parallel")
+      return out, performer_lib.performer_weights(q, k, self.projection_MD[...], mask=key_mask,
+                                                  causal=causal)
     return performer_lib.performer_attention(
-        q, k, v, self.projection_MD[...], mask=_key_padding_mask(mask, k, "performer"),
-        causal=causal, impl=self.impl)
+        q, k, v, self.projection_MD[...], mask=key_mask, causal=causal, impl=self.impl)
 
 
 @register_attention("linformer")
@@ -251,6 +255,9 @@ class MultiHeadSelfAttention(nnx.Module):
     self.key = nnx.LinearGeneral(d_model, shape, rngs=rngs)
     self.value = nnx.LinearGeneral(d_model, shape, rngs=rngs)
     self.out = nnx.LinearGeneral(shape, d_model, axis=(-2, -1), rngs=rngs)
+    # True while models/inspect.py collects attention maps (the weights are then formed
+    # through each kernel's reference form and sown as nnx.Intermediate).
+    self.record_weights = False
     self.kernel = kernel_cls(num_heads, self.head_dim, impl, rngs=rngs,
                              **_kernel_options(kernel, kernel_cls, max_length))
 
@@ -263,8 +270,11 @@ class MultiHeadSelfAttention(nnx.Module):
       q, k, bias = self.position.in_attention(q, k, causal=self.causal)
     mask = kernels.combine(None if mask_BT is None else kernels.padding_mask(mask_BT),
                            None if attn_mask_BTT is None else attn_mask_BTT[:, None])
+    want_weights = return_weights or self.record_weights
     res = self.kernel(q, k, v, mask=mask, bias=bias, causal=self.causal, window=self.window,
-                      return_weights=return_weights)
-    out_BTHD, weights = res if return_weights else (res, None)
+                      return_weights=want_weights)
+    out_BTHD, weights = res if want_weights else (res, None)
+    if self.record_weights:  # attention maps (models/inspect.py): kept as an intermediate
+      self.sow(nnx.Intermediate, "attention_weights", weights)
     y_BTD = self.out(out_BTHD)
     return (y_BTD, weights) if return_weights else y_BTD

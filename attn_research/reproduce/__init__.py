@@ -3,7 +3,8 @@ reports/NAME/report.md, results.json and its figures. One module per claim."""
 from attn_research.reproduce.base import (REPRODUCTIONS, TIERS, Report, markdown_table,
                                           register_reproduction, reproduce)
 from attn_research.reproduce import (cordonnier2020, katharopoulos2020_scaling,  # noqa: F401
-                                     gat_karate, mnist1d2020)
+                                     gat_karate, katharopoulos2020_copy, mnist1d2020,
+                                     lra2020, truncated_speech, vit2020_datasize)
 
 __all__ = ["REPRODUCTIONS", "TIERS", "Report", "markdown_table", "register_reproduction",
            "reproduce"]

@@ -10,10 +10,19 @@ from attn_research.report.files import read_metrics, read_summary
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def repro_config(name: str, tier: str, overrides=()):
-  """experiments/repro/NAME.py with the tier as its argument ('smoke' -> 'tiny,smoke')."""
+def repro_config(name: str, tier: str, overrides=(), *, smoke_models=None):
+  """experiments/repro/NAME.py with the tier as its argument ('smoke' -> 'tiny,smoke').
+
+  The smoke tier keeps only `smoke_models` (names of config.models) when given: it tests
+  the code path in seconds, and every model costs a compilation.
+  """
   arg = "tiny,smoke" if tier == "smoke" else tier
-  return load_config(f"{ROOT / 'experiments' / 'repro' / name}.py:{arg}", list(overrides))
+  config = load_config(f"{ROOT / 'experiments' / 'repro' / name}.py:{arg}", list(overrides))
+  if tier == "smoke" and smoke_models:
+    with config.unlocked():
+      for model in [m for m in config.models if m not in smoke_models]:
+        del config.models[model]
+  return config
 
 
 def runs_dir(out_dir, tier: str) -> pathlib.Path:
@@ -35,3 +44,58 @@ def eval_accuracy(summary) -> float | None:
 def eval_curve(workdir, metric="accuracy"):
   rows = read_metrics(workdir, "eval")
   return [r["step"] for r in rows], [r[metric] for r in rows]
+
+
+def train_over_seeds(name: str, tier: str, out_dir, seeds, *, seed_key="seed", overrides=(),
+                     smoke_models=None, subdir=""):
+  """Trains the comparison experiments/repro/NAME.py once per seed (seed_key = each seed,
+  runs under runs/<tier>/[subdir/]seed_<s>/<model>/); returns (config, {model: [summary
+  per seed]})."""
+  by_model = {}
+  for seed in seeds:
+    config = repro_config(name, tier, [*overrides, (seed_key, str(seed))],
+                          smoke_models=smoke_models)
+    workdir = runs_dir(out_dir, tier) / subdir / f"seed_{seed}"
+    for model, summary in train_models(config, workdir).items():
+      by_model.setdefault(model, []).append(summary)
+  return config, by_model
+
+
+def mean_of(by_name: dict, name: str):
+  """Mean of by_name[name]'s values, or None when the model did not run (smoke tier)."""
+  values = [v for v in by_name.get(name, []) if v is not None]
+  return sum(values) / len(values) if values else None
+
+
+def pct(x) -> str:
+  return "n/a" if x is None else f"{x:.1%}"
+
+
+def mean_std(values) -> str:
+  import numpy as np
+  values = [v for v in values if v is not None]
+  if not values:
+    return "n/a"
+  # sample standard deviation (ddof=1), as the sweep report uses
+  return (f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1
+          else f"{values[0]:.3f}")
+
+
+def plot_curves(path, workdirs: dict, *, title: str, metric="loss", log_y=True):
+  """Train (line) and eval (markers) curves of `metric` for each named workdir."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(6.5, 4))
+  for label, workdir in workdirs.items():
+    train = read_metrics(workdir, "train")
+    line, = ax.plot([r["step"] for r in train], [r[metric] for r in train], label=f"{label} train")
+    steps, values = eval_curve(workdir, metric)
+    ax.plot(steps, values, "o--", color=line.get_color(), label=f"{label} eval")
+  ax.set(xlabel="step", ylabel=metric, title=title, yscale="log" if log_y else "linear")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)

@@ -1,4 +1,6 @@
-"""A CNN is a simplified self-attention (Cordonnier, Loukas and Jaggi 2020, arXiv 1911.03584).
+"""A CNN is a restricted self-attention: attention heads that compute a convolution.
+
+Cordonnier, Loukas and Jaggi 2020, arXiv 1911.03584.
 
 Theorem 1: a multi-head self-attention layer with N_h heads and a relative positional
 encoding of dimension D_p >= 3 can express any convolution of kernel size

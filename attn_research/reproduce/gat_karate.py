@@ -1,6 +1,7 @@
-"""Self-attention on a graph attends only to the neighbours (the lecture's graph slide;
-Velickovic et al. 2018, arXiv 1710.10903): graph-masked attention vs full attention vs a
-GCN (Kipf and Welling 2017, arXiv 1609.02907) on Zachary's karate club.
+"""Graph attention on the karate club: neighbour-masked vs full self-attention vs a GCN.
+
+Self-attention on a graph attends only to the neighbours (the lecture's graph slide;
+Velickovic et al. 2018, arXiv 1710.10903); GCN: Kipf and Welling 2017, arXiv 1609.02907.
 Config: experiments/repro/gat_karate.py; one comparison per label draw (data.seed)."""
 from __future__ import annotations
 
@@ -48,16 +49,14 @@ def draw_predictions(path, task, predictions: dict):
 
 @register_reproduction("gat_karate")
 def run(tier, out_dir):
-  from attn_research.train.restore import load_trained, predict_logits
-  acc = {}
-  for seed in SEEDS[tier]:
-    config = common.repro_config("gat_karate", tier, [("data.seed", str(seed))])
-    summaries = common.train_models(config, common.runs_dir(out_dir, tier) / f"seed_{seed}")
-    for name, s in summaries.items():
-      acc.setdefault(name, []).append(common.eval_accuracy(s))
-      params = s["params"]
-      acc.setdefault(f"{name}/params", params)
-  names = list(config.models)
+  from attn_research.models.inspect import predict_logits
+  from attn_research.train.restore import load_trained
+  config, by_model = common.train_over_seeds("gat_karate", tier, out_dir, SEEDS[tier],
+                                             seed_key="data.seed",
+                                             smoke_models=("graph_attention", "gcn"))
+  names = list(by_model)
+  acc = {n: [common.eval_accuracy(s) for s in by_model[n]] for n in names}
+  params = {n: by_model[n][0]["params"] for n in names}
   predictions, task = {}, None
   for name in names:
     trained = load_trained(common.runs_dir(out_dir, tier) / f"seed_{SEEDS[tier][0]}" / name)
@@ -65,16 +64,15 @@ def run(tier, out_dir):
     logits = predict_logits(trained.model, task.evaluation)
     predictions[name] = np.asarray(logits[0].argmax(-1))
   draw_predictions(out_dir / "predictions.png", task, predictions)
-  rows = [(name, f"{acc[f'{name}/params']:,}", f"{np.mean(acc[name]):.3f} ± "
-           f"{np.std(acc[name]):.3f}", f"{min(acc[name]):.3f}-{max(acc[name]):.3f}")
-          for name in names]
+  rows = [(name, f"{params[name]:,}", common.mean_std(acc[name]),
+           f"{min(acc[name]):.3f}-{max(acc[name]):.3f}") for name in names]
   table = markdown_table(("model", "parameters", f"eval accuracy (mean ± std over "
                           f"{len(SEEDS[tier])} label draws)", "range"), rows)
   best = max(names, key=lambda n: np.mean(acc[n]))
   verdict = (f"{best} is best on average; neighbour-masked attention "
-             f"{np.mean(acc['graph_attention']):.3f} vs full attention "
-             f"{np.mean(acc['transformer_full']):.3f} (chance 0.5) vs GCN "
-             f"{np.mean(acc['gcn']):.3f}.")
+             f"{common.pct(common.mean_of(acc, 'graph_attention'))} vs full attention "
+             f"{common.pct(common.mean_of(acc, 'transformer_full'))} (chance 50 %) vs GCN "
+             f"{common.pct(common.mean_of(acc, 'gcn'))}.")
   return Report(
       claim="Self-attention can run on a graph by letting each node attend only to its "
             "neighbours (the adjacency as the attention mask; GAT, Velickovic et al. 2018); "
@@ -91,5 +89,5 @@ def run(tier, out_dir):
                   "as the kernels' mask, dot-product scores; one-hot node features as in "
                   "Kipf and Welling's karate example.",
       results=dict(seeds=list(SEEDS[tier]), accuracy={n: acc[n] for n in names},
-                   params={n: acc[f"{n}/params"] for n in names}),
+                   params=params),
       figures=["predictions.png"], verdict=verdict)

@@ -1,5 +1,7 @@
-"""Softmax attention costs O(T^2), linear attention O(T) (Katharopoulos et al. 2020,
-arXiv 2006.16236, Figure 1: forward+backward time and GPU memory against sequence length).
+"""Attention time and memory against sequence length: softmax O(T^2), linear O(T).
+
+Katharopoulos et al. 2020, arXiv 2006.16236, Figure 1 (forward+backward time and GPU
+memory against sequence length).
 
 For every kernel, causal self-attention forward+backward (the gradient of the output's sum
 with respect to q, k and v) is compiled and timed at lengths 2^9 ... 2^14 (tiny) or 2^16
@@ -38,7 +40,7 @@ def kernels():
       "linear (chunked)": lambda q, k, v: linear_attention(q, k, v, causal=True,
                                                            impl="chunked"),
       f"local (window {WINDOW})": lambda q, k, v: dot_product_attention(
-          q, k, v, causal=True, window=(WINDOW, 0), impl="local"),
+          q, k, v, causal=True, window=(min(WINDOW, q.shape[1] - 1), 0), impl="local"),
   }
   if jax.default_backend() == "gpu":
     table["softmax (cudnn, bf16)"] = lambda q, k, v: dot_product_attention(

@@ -1,5 +1,6 @@
-"""MNIST-1D's baselines (Greydanus and Kobak 2020, arXiv 2011.14439) beside a Transformer:
-a sanity check of the training stack. Config: experiments/repro/mnist1d2020.py."""
+"""MNIST-1D's baseline table beside a Transformer: a sanity check of the training stack.
+
+Greydanus and Kobak 2020, arXiv 2011.14439. Config: experiments/repro/mnist1d2020.py."""
 from __future__ import annotations
 
 from attn_research.reproduce import common
@@ -30,7 +31,7 @@ def plot(path, workdir, names):
 
 @register_reproduction("mnist1d2020")
 def run(tier, out_dir):
-  config = common.repro_config("mnist1d2020", tier)
+  config = common.repro_config("mnist1d2020", tier, smoke_models=("logistic", "cnn"))
   workdir = common.runs_dir(out_dir, tier)
   summaries = common.train_models(config, workdir)
   plot(out_dir / "accuracy.png", workdir, list(summaries))
@@ -45,11 +46,11 @@ def run(tier, out_dir):
   table = markdown_table(("model", "family", "parameters", "our test accuracy",
                           "paper", "train time (s)"), rows)
   order = sorted(results, key=lambda n: results[n]["accuracy"])
-  paper_order = sorted((n for n in PAPER if PAPER[n] is not None), key=PAPER.get)
+  paper_order = sorted((n for n in results if PAPER[n] is not None), key=PAPER.get)
   ours_order = [n for n in order if PAPER[n] is not None]
   verdict = (f"our ordering from worst to best: {', '.join(order)}; the paper's: "
              f"{', '.join(paper_order)} ({'same' if ours_order == paper_order else 'different'} "
-             "order for the four baselines).")
+             "order for the baselines that ran).")
   return Report(
       claim="On MNIST-1D (4,000 train / 1,000 test), logistic regression reaches 32 %, an "
             "MLP 68 %, a CNN 94 % and a GRU about 91 % test accuracy (Greydanus and Kobak "

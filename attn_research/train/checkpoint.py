@@ -12,6 +12,8 @@ import pathlib
 import orbax.checkpoint as ocp
 
 IGNORED_KEYS = ("resume",)
+# Settings that change what is drawn after training, never the training itself.
+IGNORED_PREFIXES = ("report.",)
 
 
 def flatten(d, prefix=""):
@@ -25,9 +27,11 @@ def flatten(d, prefix=""):
 
 
 def config_differences(old: dict, new: dict):
-  """["key: old -> new", ...] over flattened keys, ignoring IGNORED_KEYS."""
+  """["key: old -> new", ...] over flattened keys, ignoring IGNORED_KEYS and the keys
+  under IGNORED_PREFIXES."""
   a, b = flatten(old), flatten(new)
-  keys = sorted((set(a) | set(b)) - set(IGNORED_KEYS))
+  keys = sorted(k for k in set(a) | set(b)
+                if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES))
   missing = "<absent>"
   return [f"{k}: {a.get(k, missing)!r} -> {b.get(k, missing)!r}"
           for k in keys if a.get(k, missing) != b.get(k, missing)]

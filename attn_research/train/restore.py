@@ -49,9 +49,3 @@ def load_trained(workdir, *, data_overrides=None):
     task = get_task(data_cfg)
   return types.SimpleNamespace(config=config, task=task, model=model, step=int(state["step"]))
 
-
-def predict_logits(model, batch):
-  """The model's logits on a batch (eval mode), passing the adjacency to graph models."""
-  graph = ({"adjacency": jnp.asarray(batch["adjacency"])}
-           if getattr(model, "uses_adjacency", False) else {})
-  return model(jnp.asarray(batch["inputs"]), jnp.asarray(batch["mask"]), train=False, **graph)
