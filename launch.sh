@@ -4,6 +4,7 @@
 #   ./launch.sh run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
 #   ./launch.sh sweep CONFIG[:ARG] [--parallel N] [--seeds K] [--sweep-dir DIR] [--config.KEY=VALUE ...]
 #   ./launch.sh report SWEEP_DIR     a sweep's results.csv, results.md and plots
+#   ./launch.sh reproduce NAME|all [--tier tiny|full]   a paper claim -> reports/NAME/
 #   ./launch.sh data NAME            prepare a task's data and show an example
 #   ./launch.sh test [PYTEST ARGS]   the test suite
 #   ./launch.sh help                 verbs and experiments
@@ -78,6 +79,9 @@ verbs:
                                  run every setting of the config's sweep(add), N at a time,
                                  under workdirs/sweeps/NAME[_ARG]; finished runs are skipped
   report SWEEP_DIR               aggregate a sweep: results.csv, results.md, one plot per axis
+  reproduce NAME|all [--tier tiny|full]
+                                 reproduce a paper claim: reports/NAME/report.md, results.json,
+                                 figures (tiny: under 10 min on a 2-core CPU; full: ~15 min GPU)
   data NAME [--config.KEY=VALUE ...]
                                  prepare a task's data, print its summary and one example
   test [PYTEST ARGS]             run the test suite
@@ -86,6 +90,16 @@ verbs:
 experiments (CONFIG; add :smoke to any for a seconds-long run):
 USAGE
   list_experiments
+  echo
+  echo "reproductions (./launch.sh reproduce NAME):"
+  "$PY" - <<'PY'
+import ast, pathlib
+for path in sorted(pathlib.Path("attn_research/reproduce").glob("*.py")):
+    if path.stem in ("__init__", "__main__", "base", "common"):
+        continue
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    print(f"  {path.stem:36s} {doc.splitlines()[0] if doc else ''}")
+PY
 }
 
 verb="${1:-default}"
@@ -113,6 +127,8 @@ case "$verb" in
   report)
     [ $# -ge 1 ] || die "report needs a sweep directory, e.g. ./launch.sh report workdirs/sweeps/base"
     bootstrap; exec "$PY" -m attn_research.report.sweep "$@" ;;
-  reproduce) die "'$verb' is not built yet (see the open issues); verbs today: run, sweep, report, data, test, help" ;;
+  reproduce)
+    [ $# -ge 1 ] || die "reproduce needs a name (or 'all'), e.g. ./launch.sh reproduce cordonnier2020 --tier tiny; ./launch.sh help lists them"
+    bootstrap; exec "$PY" -m attn_research.reproduce "$@" ;;
   *) bootstrap; usage; die "unknown verb '$verb'" ;;
 esac
