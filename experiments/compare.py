@@ -12,7 +12,8 @@ Command:  ./launch.sh            (the default experiment; same as
 Expected: all three learn the task well above chance (10 %); the table in README.md
           lists the accuracies and speeds measured on a 2-core CPU.
 Runtime:  under 3 minutes of training on a 2-core CPU (README.md has the measurement).
-Writes:   WORKDIR/<model>/ (one run each), WORKDIR/comparison.md, WORKDIR/comparison.png.
+Writes:   WORKDIR/<model>/ (one run each; WORKDIR/<model>/seed_<s>/ with
+          --config.num_seeds=N > 1), WORKDIR/comparison.md, WORKDIR/comparison.png.
 """
 import ml_collections
 
@@ -39,10 +40,14 @@ def get_config(arg=None):
       {name: dict(model_defaults(name), **settings) for name, settings in MODELS.items()})
   if config.data.name == "copy":
     config.models.rnn.bidirectional = False  # outputs are causal: no peeking at the future
-  # budget.params > 0 solves every d_model for that many parameters (within tolerance);
-  # a comparison whose counts spread wider than max_spread refuses to run.
-  config.budget = ml_collections.ConfigDict(dict(params=0, tolerance=0.05, max_spread=0.10,
-                                                 enforce=True))
+  # budget.params > 0 (or budget.flops > 0, FLOPs per example; not both) solves every
+  # d_model for that count (within tolerance); a comparison whose counts spread wider
+  # than max_spread refuses to run.
+  config.budget = ml_collections.ConfigDict(dict(params=0, flops=0, tolerance=0.05,
+                                                 max_spread=0.10, enforce=True))
+  # > 1: every model runs with seeds seed, seed + 1, ... (WORKDIR/<model>/seed_<s>/), and
+  # the report gives eval accuracy as mean +- std over them.
+  config.num_seeds = 1
   config.train.num_steps = 1000
   config.train.eval_every = 100  # denser learning curves; evaluation is cheap here
   return finalize(config, words, known=("copy", "pixels"))

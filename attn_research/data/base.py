@@ -36,6 +36,10 @@ class TaskInfo:
   num_classes: int     # classes, or vocabulary of a sequence output
   max_length: int      # T
   train_size: int | None = None  # None for generators without an end
+  # (H, W, C) when the inputs are one image's patches, laid out as
+  # data/images.image_to_vectors does (row-major patches, channel-major within one);
+  # image models (vit, cnn2d, sagan_cnn) read the grid back from it. None otherwise.
+  image_shape: tuple | None = None
 
   def __post_init__(self):
     if self.input_kind not in INPUT_KINDS:

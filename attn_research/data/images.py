@@ -88,5 +88,5 @@ def digits(cfg):
                    "targets": labels[idx]} for name, idx in split.items()}
   info = TaskInfo(input_kind="pixels" if p == 1 else "patches", input_size=p * p,
                   output_kind="per_sequence", num_classes=10, max_length=vectors.shape[1],
-                  train_size=len(split["train"]))
+                  train_size=len(split["train"]), image_shape=(8, 8, 1))
   return ImageTask(info, arrays["train"], arrays["eval"], image_shape=(8, 8, 1), patch_size=p)

@@ -109,7 +109,8 @@ def tfds_task(cfg):
   num_classes = _num_classes(name, directory)
   info = TaskInfo(input_kind=kind, input_size=size, output_kind="per_sequence",
                   num_classes=num_classes, max_length=splits["train"]["inputs"].shape[1],
-                  train_size=len(splits["train"]["targets"]))
+                  train_size=len(splits["train"]["targets"]),
+                  image_shape=tuple(image_shape) if kind == "patches" else None)
   if kind == "patches":
     return ImageTask(info, splits["train"], splits["eval"], image_shape=image_shape,
                      patch_size=cfg["patch_size"])

@@ -1,5 +1,6 @@
 """Whole models by family, found by name: get_model(config.model, task_info)."""
 from attn_research.models import cnn, gnn, mlp, rnn, transformer  # noqa: F401  (registers families)
+from attn_research.models import cnn2d, sagan, vit  # noqa: F401  (image families)
 from attn_research.models.registry import (MODELS, count_params, get_model, model_defaults,
                                            register_model)
 

@@ -16,3 +16,9 @@ def read_metrics(workdir, split: str | None = None):
 
 def read_summary(workdir):
   return json.loads((pathlib.Path(workdir) / "summary.json").read_text())
+
+
+def read_config(workdir):
+  """The run's config.json as a dict, or None when it has none."""
+  path = pathlib.Path(workdir) / "config.json"
+  return json.loads(path.read_text()) if path.exists() else None

@@ -6,6 +6,7 @@ interval and at the end, and a workdir that holds a checkpoint is resumed.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import time
@@ -23,7 +24,7 @@ from attn_research.models import count_params, get_model
 from attn_research.train import checkpoint as ckpt_lib
 from attn_research.train.optim import make_optimizer
 from attn_research.train.parallel import DataParallel
-from attn_research.train.provenance import forward_flops, provenance
+from attn_research.train.provenance import forward_flops, peak_bytes, provenance
 from attn_research.train.steps import make_steps
 from attn_research.train.writer import MetricWriter
 
@@ -76,14 +77,25 @@ class _Window:
     return mean
 
 
-def prepare(config, workdir):
+def _train_step_peak_bytes(train_step, state, batch_specs, rng):
+  """The largest compiled memory estimate over the batch shapes the run used. Lowering
+  the same jitted step at shapes it already ran hits jit's cache: nothing recompiles."""
+  peaks = [peak_bytes(train_step.lower(state, spec, rng).compile())
+           for spec in batch_specs.values()]
+  return None if not peaks or None in peaks else max(peaks)
+
+
+def prepare(config, workdir, *, max_length=None):
   """Builds task, model, optimizer and devices and applies the workdir rules, writing
-  nothing: every bad setting raises here, before any compilation."""
+  nothing: every bad setting raises here, before any compilation. max_length builds the
+  model for sequences longer than the task's (length extrapolation, extrapolate.py)."""
   tc = config.train
   _check_train_config(tc)
   task = get_task(config.data)
+  info = task.info if max_length is None else dataclasses.replace(task.info,
+                                                                 max_length=max_length)
   # Built under one jit: eager initialisation would compile every initializer apart.
-  model = nnx.jit(lambda: get_model(config.model, task.info,
+  model = nnx.jit(lambda: get_model(config.model, info,
                                     rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1)))()
   tx, schedule = make_optimizer(tc)
   dp = DataParallel(tc.batch_size)
@@ -120,7 +132,7 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
     print(f"{workdir}: already trained to step {start}; summary unchanged")
     return json.loads(summary_path.read_text())
 
-  train_fn, eval_fn, forward_fn = make_steps(graphdef, rest, tx, schedule)
+  train_fn, eval_fn, _ = make_steps(graphdef, rest, tx, schedule)
   train_step = jax.jit(train_fn, in_shardings=(dp.replicated, dp.batch_sharding, dp.replicated),
                        out_shardings=(dp.replicated, dp.replicated), donate_argnums=(0,))
   eval_step = jax.jit(eval_fn, in_shardings=(dp.replicated, dp.batch_sharding),
@@ -142,9 +154,16 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
              disable=not progress, dynamic_ncols=True, leave=True)
   t_begin, t_first, eval_seconds, step = time.perf_counter(), None, 0.0, start
 
+  batch_specs = {}  # one per batch shape the step was compiled for (several with buckets)
+
   def load(step):
-    batch = task.train_batch(step, tc.batch_size, config.seed)
-    return dp.shard_batch(trim_to_bucket(batch, buckets))
+    batch = dp.shard_batch(trim_to_bucket(task.train_batch(step, tc.batch_size, config.seed),
+                                          buckets))
+    shapes = tuple((k, v.shape) for k, v in batch.items())
+    if shapes not in batch_specs:
+      batch_specs[shapes] = jax.tree.map(
+          lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), batch)
+    return batch
 
   try:
     batch = load(start)
@@ -193,7 +212,8 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
       "model": config.model.name, "task": config.data.name, "step": tc.num_steps,
       "resumed_from_step": start, "final_eval": last_eval, "final_train": last_train,
       "params": num_params,
-      "flops_per_example": forward_flops(forward_fn, params, example),
+      "flops_per_example": forward_flops(graphdef, params, rest, example),
+      "train_step_peak_bytes": _train_step_peak_bytes(train_step, state, batch_specs, base_key),
       "steps_per_second": steps_per_s,
       "train_examples_per_second": None if steps_per_s is None else steps_per_s * tc.batch_size,
       "wall_time_s": t_end - t_begin,

@@ -6,6 +6,8 @@ step is a pure function of (state, batch, rng).
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -36,16 +38,19 @@ def means(sums):
   return {"loss": sums["loss"] / count, "accuracy": sums["accuracy"] / count}
 
 
+def apply_model(graphdef, params, rest, batch, *, train):
+  """The model's logits for batch: a pure function of its split state."""
+  # Copy the state's Variables into the current trace: flax refuses to let a module
+  # advance an RNG count (dropout, RNN carry init) created at another trace level.
+  rest = jax.tree.map(lambda x: x, rest)
+  model = nnx.merge(graphdef, params, rest)
+  graph = {"adjacency": batch["adjacency"]} if getattr(model, "uses_adjacency", False) else {}
+  return model(batch["inputs"], batch["mask"], train=train, **graph)
+
+
 def make_steps(graphdef, rest, tx, schedule):
   """Returns (train_step, eval_step, forward), all pure and unjitted."""
-
-  def apply(params, rest, batch, *, train):
-    # Copy the state's Variables into the current trace: flax refuses to let a module
-    # advance an RNG count (dropout, RNN carry init) created at another trace level.
-    rest = jax.tree.map(lambda x: x, rest)
-    model = nnx.merge(graphdef, params, rest)
-    graph = {"adjacency": batch["adjacency"]} if getattr(model, "uses_adjacency", False) else {}
-    return model(batch["inputs"], batch["mask"], train=train, **graph)
+  apply = functools.partial(apply_model, graphdef)
 
   def seeded_rest(rng):
     """The non-parameter state with every RNG stream (dropout) keyed by this step's rng,
