@@ -4,7 +4,8 @@ from attn_research.reproduce.base import (REPRODUCTIONS, TIERS, Report, markdown
                                           register_reproduction, reproduce)
 from attn_research.reproduce import (cordonnier2020, katharopoulos2020_scaling,  # noqa: F401
                                      gat_karate, katharopoulos2020_copy, mnist1d2020,
-                                     lra2020, truncated_speech, vit2020_datasize)
+                                     katharopoulos2020_generation, lra2020, truncated_speech,
+                                     vit2020_datasize)
 
 __all__ = ["REPRODUCTIONS", "TIERS", "Report", "markdown_table", "register_reproduction",
            "reproduce"]
