@@ -22,6 +22,7 @@ setup(
         "grain>=0.2.18,<0.3",
         "numpy>=2.4,<3",
         "einops>=0.8.2,<0.9",
+        "diffrax>=0.7.2,<0.8",
         "matplotlib>=3.11,<4",
         "tqdm>=4.70,<5",
         "scikit-learn>=1.9,<2",

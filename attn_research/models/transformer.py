@@ -40,7 +40,7 @@ class Transformer(SequenceModel):
     self.cls = (ClsToken(d, rngs=rngs)
                 if cfg["pooling"] == "cls" and task_info.output_kind == "per_sequence" else None)
     self.position = get_positional(cfg["position"], d, task_info.max_length, cfg["num_heads"],
-                                   rngs=rngs)
+                                   rngs=rngs, num_layers=cfg["num_layers"])
     self.blocks = nnx.List([
         EncoderBlock(d, cfg["num_heads"], cfg["mlp_ratio"], cfg["dropout"],
                      kernel=cfg["attention"], impl=cfg["attention_impl"],
@@ -54,6 +54,9 @@ class Transformer(SequenceModel):
     x_BTD = self.position(x_BTD)
     if self.cls is not None:
       x_BTD, mask_BT = self.cls(x_BTD, mask_BT)
-    for block in self.blocks:
+    per_layer_NTD = self.position.layer_encodings(x_BTD.shape[1])  # None but for floater
+    for i, block in enumerate(self.blocks):
+      if per_layer_NTD is not None:
+        x_BTD = x_BTD + per_layer_NTD[i].astype(x_BTD.dtype)
       x_BTD = block(x_BTD, mask_BT, attn_mask_BTT=attn_mask_BTT, train=train)
     return x_BTD, mask_BT

@@ -6,8 +6,11 @@ a set, not a sequence. An encoding acts in one or both of two places:
                                   (none, sinusoidal, learned)
   in_attention(q, k, causal)      relative: rotates queries and keys, or returns a
                                   bias added to the scores (rotary, alibi, relative)
+  layer_encodings(T)              per layer: [num_layers, T, D] vectors that the model
+                                  adds before each block (floater, nn/floater.py)
 One module is shared by every layer of a model. `needs_bias` marks the encodings
-that need the score matrix (a bias), which linear attention never forms.
+that need the score matrix (a bias), which linear attention never forms. An encoding
+with `takes_settings` reads settings written after its name (`floater:KEY=VALUE,...`).
 """
 from __future__ import annotations
 
@@ -22,13 +25,22 @@ POSITIONAL = Registry("model.position")
 register_positional = POSITIONAL.register
 
 
-def get_positional(name: str, d_model: int, max_len: int, num_heads: int, *, rngs: nnx.Rngs):
-  return POSITIONAL.get(name)(d_model, max_len, num_heads, rngs=rngs)
+def get_positional(name: str, d_model: int, max_len: int, num_heads: int, *, rngs: nnx.Rngs,
+                   num_layers: int = 1):
+  """NAME, or NAME:SETTINGS for an encoding that takes settings."""
+  cls = POSITIONAL.get(name)
+  base, _, settings = name.partition(":")
+  if not cls.takes_settings:
+    if settings:
+      raise ValueError(f"model.position={name!r}: {base!r} takes no settings after ':'")
+    return cls(d_model, max_len, num_heads, rngs=rngs)
+  return cls(d_model, max_len, num_heads, rngs=rngs, num_layers=num_layers, settings=settings)
 
 
 class Position(nnx.Module):
-  """The identity in both places; encodings override one of them."""
+  """The identity in every place; encodings override one of them."""
   needs_bias = False
+  takes_settings = False
 
   def __init__(self, d_model, max_len, num_heads, *, rngs):
     del d_model, max_len, num_heads, rngs
@@ -39,6 +51,11 @@ class Position(nnx.Module):
   def in_attention(self, q_BTHD, k_BSHD, *, causal: bool):
     del causal
     return q_BTHD, k_BSHD, None
+
+  def layer_encodings(self, length: int):
+    """[num_layers, length, D] added before each block, or None (nothing per layer)."""
+    del length
+    return None
 
 
 @register_positional("none")
@@ -115,3 +132,6 @@ class RelativeBiasPosition(Position):
                                           num_buckets=self.NUM_BUCKETS,
                                           max_distance=self.MAX_DISTANCE)
     return q_BTHD, k_BSHD, relative.relative_bias(self.table_NH[...], buckets)
+
+
+from attn_research.nn import floater  # noqa: E402,F401  (registers "floater"; imports this module)

@@ -1,0 +1,143 @@
+"""Length extrapolation: train at length L, evaluate at multiples of L, per position encoding.
+
+run_extrapolation(config, workdir) trains config.model once per encoding of
+config.extrapolation.encodings (`model.position`, one workdir each, with the one training
+loop, so every run is resumable), then evaluates each trained model on the same task
+made factor times longer for every factor of config.extrapolation.factors, and writes
+extrapolation.json, extrapolation.md and extrapolation.png (report/extrapolation.py).
+
+The task must be one whose rule does not depend on its length; LENGTH_SETTINGS names the
+data settings that are multiplied to make it longer (both the pairs and the queries of
+associative recall, so the length is exactly factor x L). Every model is built for the
+longest evaluated length, so a learned absolute table has rows past L that training never
+reaches (weight decay, if any, shrinks them): those rows are what such a model meets
+at 2L and 4L, which is the honest result for learned positions.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import re
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from attn_research.data import get_task
+from attn_research.nn.positional import POSITIONAL
+from attn_research.report.extrapolation import write_extrapolation
+from attn_research.train import checkpoint as ckpt_lib
+from attn_research.train.loop import prepare, run
+from attn_research.train.steps import make_steps
+
+# Data settings multiplied by the factor to make a task's sequences factor times longer.
+LENGTH_SETTINGS = {"associative_recall": ("num_pairs", "num_queries"), "sort": ("length",)}
+
+
+def scaled_data(data_cfg, factor: int):
+  """The data config whose sequences are `factor` times longer (same vocabulary and rule)."""
+  name = data_cfg.name
+  if name not in LENGTH_SETTINGS:
+    raise ValueError(f"data.name={name!r} has no length to scale for extrapolation; "
+                     f"valid: {sorted(LENGTH_SETTINGS)}")
+  scaled = copy.deepcopy(data_cfg)
+  with scaled.unlocked():
+    for key in LENGTH_SETTINGS[name]:
+      scaled[key] = data_cfg[key] * factor
+  return scaled
+
+
+def encoding_config(config, encoding: str, factors):
+  """The single-model config of one encoding. It records the factors (they set the
+  model's length), so a workdir trained for other factors is refused, not mixed."""
+  single = copy.deepcopy(config)
+  with single.unlocked():
+    single.model.position = encoding
+    single.extrapolation = ml_collections.ConfigDict(dict(encodings=(encoding,),
+                                                          factors=tuple(factors)))
+  single.lock()
+  return single
+
+
+def encoding_dirname(encoding: str) -> str:
+  return re.sub(r"[^A-Za-z0-9_.-]", "_", encoding)
+
+
+def _check(encodings, factors):
+  if not encodings or len(set(encodings)) != len(encodings):
+    raise ValueError(f"extrapolation.encodings={tuple(encodings)} must be distinct and not empty")
+  for name in encodings:
+    if name not in POSITIONAL:
+      raise ValueError(f"extrapolation.encodings: {name!r} is not registered; valid: "
+                       f"{POSITIONAL.names()}")
+  if (not factors or any(not isinstance(f, int) or f < 1 for f in factors)
+      or list(factors) != sorted(set(factors)) or factors[0] != 1):
+    raise ValueError(f"extrapolation.factors={tuple(factors)} must be increasing positive ints "
+                     "starting at 1 (the training length)")
+
+
+def _trained_params(p):
+  """(graphdef, params, rest) with the params of the run's last checkpoint."""
+  graphdef, params, rest = nnx.split(p.model, nnx.Param, ...)
+  state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": p.tx.init(params)}
+  checkpointer = ckpt_lib.Checkpointer(p.workdir / "checkpoints", p.config.train.keep_checkpoints)
+  try:
+    return graphdef, checkpointer.restore(p.dp.abstract(state))["params"], rest
+  finally:
+    checkpointer.close()
+
+
+def evaluate(eval_step, params, task, batch_size: int, dp) -> dict:
+  """Mean loss and accuracy over task's evaluation set."""
+  totals = None
+  for batch in task.eval_batches(batch_size):
+    sums = eval_step(params, dp.shard_batch(batch))
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  totals = jax.device_get(totals)
+  count = max(float(totals["count"]), 1.0)
+  return {"loss": float(totals["loss"]) / count, "accuracy": float(totals["accuracy"]) / count}
+
+
+def run_extrapolation(config, workdir, encodings=None, factors=None, *, progress: bool = True):
+  """Trains one model per encoding at length L and evaluates it at factor x L.
+
+  encodings and factors default to config.extrapolation's; config.model.position is
+  replaced by each encoding in turn. Every setting is checked and
+  every model built before the first one trains. Returns (results, (table, png path)),
+  results[encoding] = {"params", "train_length", "evals": [{factor, length, accuracy, loss}]}.
+  """
+  workdir = pathlib.Path(workdir)
+  section = config.get("extrapolation") or {}
+  encodings = tuple(section.get("encodings", ()) if encodings is None else encodings)
+  factors = tuple(section.get("factors", ()) if factors is None else factors)
+  _check(encodings, factors)
+  tasks = {f: get_task(scaled_data(config.data, f)) for f in factors}
+  train_length = tasks[1].info.max_length
+  for f, task in tasks.items():
+    if task.info.max_length != f * train_length:
+      raise ValueError(f"data {config.data.name!r} scaled by {f} has length "
+                       f"{task.info.max_length}, not {f} x {train_length}")
+  prepared = {e: prepare(encoding_config(config, e, factors), workdir / encoding_dirname(e),
+                         max_length=factors[-1] * train_length)
+              for e in encodings}
+  results = {}
+  for encoding, p in prepared.items():
+    summary = run(p.config, p.workdir, progress=progress, desc=encoding, prepared=p)
+    # At L the run's own final evaluation (same task, same evaluation set) is the result.
+    evals = [dict(factor=1, length=train_length, **summary["final_eval"])]
+    if len(factors) > 1:
+      graphdef, params, rest = _trained_params(p)
+      _, eval_fn, _ = make_steps(graphdef, rest, p.tx, p.schedule)
+      eval_step = jax.jit(eval_fn)
+      evals += [dict(factor=f, length=task.info.max_length,
+                     **evaluate(eval_step, params, task, p.config.train.eval_batch_size, p.dp))
+                for f, task in tasks.items() if f > 1]
+    results[encoding] = {"workdir": str(p.workdir), "params": summary["params"],
+                         "train_length": train_length, "steps": summary["step"],
+                         "evals": evals}
+  (workdir / "extrapolation.json").write_text(json.dumps(
+      {"task": config.data.name, "num_classes": tasks[1].info.num_classes,
+       "results": results}, indent=2) + "\n")
+  return results, write_extrapolation(workdir)
