@@ -34,8 +34,8 @@ print(json.dumps(summary))
 def test_eight_devices_match_one(tmp_path):
   assert jax.device_count() == 1
   single = run(make_config(**SETTINGS), tmp_path / "one", progress=False)
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
+  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "eight")], env=env,
                         capture_output=True, text=True, timeout=300, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr[-3000:]

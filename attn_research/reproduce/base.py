@@ -20,6 +20,7 @@ import time
 import jax
 
 from attn_research.registry import Registry, check_choice
+from attn_research.report.comparison import markdown_table  # noqa: F401  (re-exported)
 
 TIERS = ("tiny", "full")
 SMOKE = "smoke"  # seconds-long sizes for the tests; not offered on the command line
@@ -41,12 +42,6 @@ class Report:
   results: dict                 # everything measured, for results.json
   figures: list = dataclasses.field(default_factory=list)  # PNG names inside out_dir
   verdict: str = ""             # one line: what our numbers show about the claim
-
-
-def markdown_table(columns, rows) -> str:
-  lines = ["| " + " | ".join(str(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-  return "\n".join(lines)
 
 
 def check_tier(tier: str):

@@ -8,7 +8,7 @@ from attn_research.reproduce.base import Report, markdown_table, register_reprod
 
 TASKS = {"smoke": ("listops",), "tiny": ("listops", "fortunes", "digits"),
          "full": ("listops", "fortunes", "digits")}
-SMOKE_MODELS = ("softmax", "performer")
+SMOKE_MODELS = ("performer",)
 # LRA Table 1, ListOps column (ANCHORS.md); the other tasks here are stand-ins.
 PAPER_LISTOPS = {"softmax": 36.37, "linear": 16.13, "local": 15.82, "performer": 18.01}
 
@@ -60,9 +60,10 @@ def run(tier, out_dir):
   plot(out_dir / "speed_accuracy.png", results)
   lo = results["listops"]
   fastest = max(lo, key=lambda n: lo[n]["examples_per_second"])
+  softmax_speed = lo.get("softmax", {}).get("examples_per_second")
   verdict = (f"on ListOps the fastest kernel is {fastest} "
              f"({lo[fastest]['examples_per_second']:,.0f} examples/s vs softmax "
-             f"{lo['softmax']['examples_per_second']:,.0f}); accuracies: "
+             f"{'n/a' if softmax_speed is None else f'{softmax_speed:,.0f}'}); accuracies: "
              + ", ".join(f"{n} {common.pct(r['accuracy'])}" for n, r in lo.items()) + ".")
   return Report(
       claim="Efficient transformers (local, linear, Performer, Linformer) are faster and "

@@ -13,7 +13,7 @@ from attn_research.reproduce.base import Report, markdown_table, register_reprod
 SIZES = {"smoke": (500,), "tiny": (1000, 4000, 16000),
          "full": (1000, 2000, 4000, 8000, 16000, 32000, 64000)}
 SEEDS = {"smoke": (0,), "tiny": (0, 1), "full": (0, 1, 2)}
-SMOKE_MODELS = ("vit", "cnn")
+SMOKE_MODELS = ("vit",)
 
 
 def plot(path, sizes, acc):
