@@ -7,6 +7,8 @@ A batch is a dict of numpy arrays:
                token of a decoder-only sequence output)
   target_mask  same shape as targets: which targets count in the loss and metrics
   adjacency    optional [B, T, T] bool (graph tasks)
+  decoder_inputs  seq2seq tasks (TaskInfo.seq2seq): [B, T'] int, a start token then
+               targets[:, :-1]; targets / target_mask are then [B, T'] too
 
 Training batches are a pure function of (seed, step), so a run's data position is
 just its step: resuming from a checkpoint at step s replays exactly the batches an
@@ -40,12 +42,17 @@ class TaskInfo:
   # data/images.image_to_vectors does (row-major patches, channel-major within one);
   # image models (vit, cnn2d, sagan_cnn) read the grid back from it. None otherwise.
   image_shape: tuple | None = None
+  # True: source -> target (output_kind "sequence"); batches carry decoder_inputs, tokens
+  # in range(num_classes), and max_length covers both the source and the target.
+  seq2seq: bool = False
 
   def __post_init__(self):
     if self.input_kind not in INPUT_KINDS:
       raise ValueError(f"input_kind {self.input_kind!r} not in {INPUT_KINDS}")
     if self.output_kind not in OUTPUT_KINDS:
       raise ValueError(f"output_kind {self.output_kind!r} not in {OUTPUT_KINDS}")
+    if self.seq2seq and self.output_kind != "sequence":
+      raise ValueError(f"seq2seq=True needs output_kind 'sequence'; got {self.output_kind!r}")
 
 
 def register_task(name: str, defaults: dict, smoke: dict | None = None):

@@ -15,6 +15,10 @@ class SequenceModel(nnx.Module):
   """embed -> backbone(x, mask, train) -> head. Subclasses build self.backbone_layers."""
 
   def __init__(self, cfg, task_info, d_model, *, rngs, pooling="mean"):
+    if getattr(task_info, "seq2seq", False):
+      raise ValueError(f"{type(self).__name__} maps one vector set to outputs over it "
+                       "(decoder-only for sequences); this task is seq2seq (source -> target "
+                       "with decoder_inputs): use --config.model.name=encoder_decoder")
     self.embed = InputEmbedding(task_info.input_kind, task_info.input_size, d_model, rngs=rngs)
     self.head = OutputHead(d_model, task_info.num_classes, task_info.output_kind, pooling,
                            rngs=rngs)

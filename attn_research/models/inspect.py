@@ -15,10 +15,12 @@ from attn_research.nn.attention import MultiHeadSelfAttention
 
 
 def predict_logits(model, batch):
-  """The model's logits on a batch (eval mode), passing the adjacency to graph models."""
-  graph = ({"adjacency": jnp.asarray(batch["adjacency"])}
-           if getattr(model, "uses_adjacency", False) else {})
-  return model(jnp.asarray(batch["inputs"]), jnp.asarray(batch["mask"]), train=False, **graph)
+  """The model's logits on a batch (eval mode), passing the adjacency to graph models and
+  the decoder inputs to encoder-decoder models."""
+  extra = {key: jnp.asarray(batch[key]) for key, flag in (("adjacency", "uses_adjacency"),
+                                                          ("decoder_inputs", "uses_decoder_inputs"))
+           if getattr(model, flag, False)}
+  return model(jnp.asarray(batch["inputs"]), jnp.asarray(batch["mask"]), train=False, **extra)
 
 
 def attention_layers(model):

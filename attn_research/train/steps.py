@@ -45,6 +45,8 @@ def apply_model(graphdef, params, rest, batch, *, train):
   rest = jax.tree.map(lambda x: x, rest)
   model = nnx.merge(graphdef, params, rest)
   graph = {"adjacency": batch["adjacency"]} if getattr(model, "uses_adjacency", False) else {}
+  if getattr(model, "uses_decoder_inputs", False):  # seq2seq: the decoder's teacher forcing
+    graph["decoder_inputs"] = batch["decoder_inputs"]
   return model(batch["inputs"], batch["mask"], train=train, **graph)
 
 
