@@ -67,12 +67,20 @@ def _archive_other_tier(out_dir: pathlib.Path, tier: str):
   print(f"[reproduce] the previous {old_tier} report was moved to {archive}")
 
 
-def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, seconds: float):
+def finished_runs(out_dir: pathlib.Path, tier: str) -> int:
+  """Training runs of this tier already finished (they are reused, not retrained)."""
+  return sum(1 for _ in (out_dir / "runs" / tier).rglob("summary.json"))
+
+
+def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, seconds: float,
+                 reused: int = 0):
   command = f"./launch.sh reproduce {name} --tier {tier}"
   device = jax.devices()[0]
+  reuse = (f"; {reused} finished training run(s) reused from an earlier call, their "
+           "training time not included" if reused else "")
   lines = [f"# {name} ({tier} tier)", "", f"**Claim.** {report.claim}", "",
            f"**Command.** `{command}` ({seconds:.0f} s on {device.device_kind}, "
-           f"{jax.device_count()} device(s), {datetime.date.today().isoformat()})", ""]
+           f"{jax.device_count()} device(s), {datetime.date.today().isoformat()}{reuse})", ""]
   if report.verdict:
     lines += [f"**What we found.** {report.verdict}", ""]
   lines += ["## Our results", ""]
@@ -83,6 +91,7 @@ def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, se
             report.differences, ""]
   (out_dir / "report.md").write_text("\n".join(lines))
   payload = dict(name=name, tier=tier, command=command, seconds=round(seconds, 1),
+                 reused_runs=reused,
                  device=device.device_kind, results=report.results, verdict=report.verdict)
   (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
 
@@ -94,10 +103,11 @@ def reproduce(name: str, tier: str = "tiny", reports_dir="reports") -> pathlib.P
   out_dir = pathlib.Path(reports_dir) / name
   out_dir.mkdir(parents=True, exist_ok=True)
   _archive_other_tier(out_dir, tier)
+  reused = finished_runs(out_dir, tier)
   start = time.perf_counter()
   report = run_fn(tier, out_dir)
   missing = [f for f in report.figures if not (out_dir / f).exists()]
   if missing:
     raise RuntimeError(f"reproduction {name!r} promised figures it did not write: {missing}")
-  write_report(name, tier, out_dir, report, time.perf_counter() - start)
+  write_report(name, tier, out_dir, report, time.perf_counter() - start, reused)
   return out_dir

@@ -70,8 +70,8 @@ def run(tier, out_dir):
             "data grows (Dosovitskiy et al. 2020, arXiv 2010.11929, Figures 3-4).",
       tables=[f"{config.train.num_steps} steps per run (batch {config.train.batch_size}); "
               f"widths solved for {config.budget.params:,} parameters; mean ± std over "
-              f"seeds {list(SEEDS[tier])}; MNIST-1D signals cut into 10 patches of 4 "
-              f"samples for every model:\n\n{table}"],
+              f"seeds {list(SEEDS[tier])}; every model reads the "
+              f"{config.data.patch}-sample vectors of the MNIST-1D signal:\n\n{table}"],
       paper="ViT paper: pre-trained on ImageNet-1k, ViT-L/16 reaches 76.5 % (below "
             "ViT-B/16, 77.9 %); with ImageNet-21k 85.2 %, with JFT-300M 87.1 %; BiT ResNets "
             "win on the small pre-training sets and ViT from about 90M images.",
