@@ -77,3 +77,11 @@ def test_run_with_attention_maps_writes_them(tmp_path):
                "attention_distance.png"):
     assert (workdir / name).stat().st_size > 1000
   assert json.loads((workdir / "config.json").read_text())["report"]["attention_maps"]
+
+
+def test_first_eval_example_works_for_generated_tasks():
+  from attn_research.data import get_task
+  from attn_research.train.attention_maps import first_eval_example
+  task = get_task(make_config("experiments/copy.py:smoke").data)  # generated: no stored arrays
+  batch = first_eval_example(task)
+  assert batch["inputs"].shape[0] == 1 and batch["mask"][0].any()

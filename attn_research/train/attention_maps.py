@@ -12,8 +12,9 @@ from attn_research.train.restore import load_trained
 
 
 def first_eval_example(task):
-  """The first evaluation example as a batch of one."""
-  return {k: np.asarray(v[:1]) for k, v in task.evaluation.items()}
+  """The first evaluation example as a batch of one (any task: from its eval batches)."""
+  first = next(iter(task.eval_batches(1)))
+  return {k: np.asarray(v[:1]) for k, v in first.items()}
 
 
 def save_attention_maps(workdir, *, example=None) -> list:
@@ -22,7 +23,11 @@ def save_attention_maps(workdir, *, example=None) -> list:
   workdir = pathlib.Path(workdir)
   trained = load_trained(workdir)
   batch = example or first_eval_example(trained.task)
-  weights = np.stack([w[0] for w in attention_weights(trained.model, batch)])  # [L, H, T, S]
+  per_layer = [w[0] for w in attention_weights(trained.model, batch)]
+  if len({w.shape for w in per_layer}) > 1:
+    raise ValueError("its attention layers attend over sequences of different lengths "
+                     f"({sorted({w.shape[-2:] for w in per_layer})}), e.g. an encoder-decoder")
+  weights = np.stack(per_layer)  # [L, H, T, S]
   t = weights.shape[-1]
   mask = np.asarray(batch["mask"][0], bool)
   if len(mask) != t:  # a class token was prepended: it is real, and has no position
