@@ -25,7 +25,6 @@ The two closing lines check the CPU targets: chunked fwd+bwd peak memory at T=16
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 
@@ -33,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from attn_research import profiling
 from attn_research.kernels import additive_attention, dot_product_attention, linear_attention
 from attn_research.kernels.graph import gat_attention
 from attn_research.kernels.linformer import linformer_attention
@@ -126,19 +126,7 @@ def attention_fn(impl, pass_):
 def compile_with_memory(fn, shape, dtype, params=()):
   """(compiled executable, peak bytes = temp + argument + output) without running it."""
   x = jax.ShapeDtypeStruct(shape, dtype)
-  compiled = jax.jit(fn).lower(x, x, x, *params).compile()
-  m = compiled.memory_analysis()
-  return compiled, m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
-
-
-def median_seconds(compiled, args, repeats, max_seconds):
-  jax.block_until_ready(compiled(*args))  # warm-up
-  times = []
-  while len(times) < repeats and sum(times) < max_seconds:
-    start = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return profiling.compile_with_memory(fn, x, x, x, *params)
 
 
 def flops(batch, length, heads, head_dim, pass_):
@@ -156,7 +144,7 @@ def measure(impl, pass_, args, qkv):
     return {"bytes": None, "seconds": None, "note": f"unsupported: {e}".split(";")[0]}
   if peak > args.max_gib * 2**30:
     return {"bytes": peak, "seconds": None, "note": f"skipped (needs {peak / 2**30:.1f} GiB)"}
-  seconds = median_seconds(compiled, qkv + params, args.repeats, args.max_seconds)
+  seconds = profiling.median_seconds(compiled, qkv + params, args.repeats, args.max_seconds)
   return {"bytes": peak, "seconds": seconds, "note": ""}
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from attn_research.kernels import local as local_lib
 from attn_research.kernels import masks as masks_lib
-from attn_research.kernels.checks import check_qkv
+from attn_research.kernels.checks import check_mask_bias, check_qkv
 from attn_research.kernels.scores import additive_scores, dot_scores
 from attn_research.kernels.softmax import masked_softmax_parts
 
@@ -51,18 +51,7 @@ def _check_args(q, k, v, mask, bias, window, scale, impl, q_chunk=1, k_chunk=1):
   check_impl(impl)
   B, T, S, H, D = check_qkv(q, k, v)
   target = (B, H, T, S)
-  for name, x in (("mask", mask), ("bias", bias)):
-    if x is None:
-      continue
-    try:
-      ok = x.ndim <= 4 and np.broadcast_shapes(x.shape, target) == target
-    except ValueError:
-      ok = False
-    if not ok:
-      raise ValueError(f"{name} of shape {x.shape} does not broadcast to "
-                       f"[batch, heads, queries, keys] = {target}")
-  if mask is not None and mask.dtype != jnp.bool_:
-    raise ValueError(f"mask must be boolean (True = may attend); got dtype {mask.dtype}")
+  check_mask_bias(mask, bias, target)
   if window is not None:
     if (not isinstance(window, (tuple, list)) or len(window) != 2
         or not all(isinstance(w, (int, np.integer)) for w in window)):

@@ -3,6 +3,7 @@ trace time (shapes are static), before anything compiles."""
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def check_qkv(q, k, v):
@@ -27,3 +28,19 @@ def check_key_mask(mask, batch: int, keys: int):
                      f"(True = real key); got shape {mask.shape}")
   if mask.dtype != jnp.bool_:
     raise ValueError(f"mask must be boolean (True = real key); got dtype {mask.dtype}")
+
+
+def check_mask_bias(mask, bias, target):
+  """mask (boolean) and bias, each None or broadcastable to target = (B, H, T, S)."""
+  for name, x in (("mask", mask), ("bias", bias)):
+    if x is None:
+      continue
+    try:
+      ok = x.ndim <= 4 and np.broadcast_shapes(x.shape, target) == target
+    except ValueError:
+      ok = False
+    if not ok:
+      raise ValueError(f"{name} of shape {x.shape} does not broadcast to "
+                       f"[batch, heads, queries, keys] = {target}")
+  if mask is not None and mask.dtype != jnp.bool_:
+    raise ValueError(f"mask must be boolean (True = may attend); got dtype {mask.dtype}")

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attn_research.kernels import masks as masks_lib
-from attn_research.kernels.checks import check_qkv
+from attn_research.kernels.checks import check_mask_bias, check_qkv
 from attn_research.kernels.softmax import masked_softmax_parts
 
 NEGATIVE_SLOPE = 0.2  # the paper's LeakyReLU slope
@@ -43,18 +43,7 @@ def _check_args(q, k, v, a_q_HD, a_k_HD, mask, bias, window, negative_slope):
       raise ValueError(f"{name} must be [heads, head_dim] = {(H, D)}; got "
                        f"{getattr(a, 'shape', a)!r}")
   target = (B, H, T, S)
-  for name, x in (("mask", mask), ("bias", bias)):
-    if x is None:
-      continue
-    try:
-      ok = x.ndim <= 4 and np.broadcast_shapes(x.shape, target) == target
-    except ValueError:
-      ok = False
-    if not ok:
-      raise ValueError(f"{name} of shape {x.shape} does not broadcast to "
-                       f"[batch, heads, queries, keys] = {target}")
-  if mask is not None and mask.dtype != jnp.bool_:
-    raise ValueError(f"mask must be boolean (True = may attend); got dtype {mask.dtype}")
+  check_mask_bias(mask, bias, target)
   if window is not None and not (
       isinstance(window, (tuple, list)) and len(window) == 2
       and all(isinstance(w, (int, np.integer)) and w >= 0 for w in window)):
