@@ -36,15 +36,12 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
-from flax import nnx
 
 from attn_research import compile_cache, kernels
 from attn_research.config import load_config
 from attn_research.train.compare import model_run_config
-from attn_research.train.loop import prepare
+from attn_research.train.loop import initial_state, jit_steps, prepare
 from attn_research.train.provenance import forward_flops, peak_bytes
-from attn_research.train.steps import make_steps
 
 MIB = 2**20
 
@@ -105,17 +102,14 @@ def measure_row(config, name, overrides, length, batch_size, repeats):
     cfg.model.update(overrides)
     cfg.train.batch_size = batch_size
   p = prepare(cfg, tempfile.mkdtemp())
-  graphdef, params, rest = nnx.split(p.model, nnx.Param, ...)
-  train_fn, _, _ = make_steps(graphdef, rest, p.tx, p.schedule)
+  graphdef, rest, state = initial_state(p)
+  step, _ = jit_steps(p, graphdef, rest)
   dp = p.dp
-  step = jax.jit(train_fn, in_shardings=(dp.replicated, dp.batch_sharding, dp.replicated),
-                 out_shardings=(dp.replicated, dp.replicated), donate_argnums=(0,))
-  state = dp.replicate({"step": jnp.zeros((), jnp.int32), "params": params,
-                        "opt_state": p.tx.init(params)})
   batch = dp.shard_batch(p.task.train_batch(0, batch_size, cfg.seed))
   key = jax.random.key(cfg.seed)
   compiled = step.lower(state, batch, key).compile()
-  flops = forward_flops(graphdef, params, rest, p.task.train_batch(0, 1, cfg.seed))
+  num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
+  flops = forward_flops(graphdef, state["params"], rest, p.task.train_batch(0, 1, cfg.seed))
   state, _ = compiled(state, batch, key)  # warm-up
   jax.block_until_ready(state)
   times = []
@@ -124,7 +118,7 @@ def measure_row(config, name, overrides, length, batch_size, repeats):
     state, _ = compiled(state, batch, key)
     jax.block_until_ready(state)
     times.append(time.perf_counter() - start)
-  return dict(params=sum(x.size for x in jax.tree.leaves(params)), flops=flops,
+  return dict(params=num_params, flops=flops,
               peak=peak_bytes(compiled), seconds=statistics.median(times))
 
 

@@ -20,25 +20,18 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
-from flax import nnx
 
 from attn_research import compile_cache
 from attn_research.config import load_config
 from attn_research.train.compare import model_run_config
-from attn_research.train.loop import prepare, run
-from attn_research.train.steps import make_steps
+from attn_research.train.loop import initial_state, jit_steps, prepare, run
 
 
 def bare_steps_per_second(config, steps: int) -> float:
   p = prepare(config, tempfile.mkdtemp())
-  graphdef, params, rest = nnx.split(p.model, nnx.Param, ...)
-  train_fn, _, _ = make_steps(graphdef, rest, p.tx, p.schedule)
+  graphdef, rest, state = initial_state(p)
+  step, _ = jit_steps(p, graphdef, rest)
   dp = p.dp
-  step = jax.jit(train_fn, in_shardings=(dp.replicated, dp.batch_sharding, dp.replicated),
-                 out_shardings=(dp.replicated, dp.replicated), donate_argnums=(0,))
-  state = dp.replicate({"step": jnp.zeros((), jnp.int32), "params": params,
-                        "opt_state": p.tx.init(params)})
   batch = dp.shard_batch(p.task.train_batch(0, config.train.batch_size, config.seed))
   key = jax.random.key(0)
   state, _ = step(state, batch, key)  # compile

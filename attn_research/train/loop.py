@@ -106,16 +106,35 @@ def prepare(config, workdir, *, max_length=None):
                                task=task, model=model, tx=tx, schedule=schedule, dp=dp)
 
 
+def initial_state(p):
+  """(graphdef, rest, state) of a prepared run: the model split, and its parameters and
+  fresh optimiser state replicated on the devices as {step, params, opt_state}."""
+  graphdef, params, rest = nnx.split(p.model, nnx.Param, ...)
+  state = p.dp.replicate({"step": jnp.zeros((), jnp.int32), "params": params,
+                          "opt_state": p.tx.init(params)})
+  return graphdef, rest, state
+
+
+def jit_steps(p, graphdef, rest):
+  """(train_step, eval_step) jitted once with the run's shardings; train_step donates
+  the state it is given."""
+  train_fn, eval_fn, _ = make_steps(graphdef, rest, p.tx, p.schedule)
+  dp = p.dp
+  train_step = jax.jit(train_fn, in_shardings=(dp.replicated, dp.batch_sharding, dp.replicated),
+                       out_shardings=(dp.replicated, dp.replicated), donate_argnums=(0,))
+  eval_step = jax.jit(eval_fn, in_shardings=(dp.replicated, dp.batch_sharding),
+                      out_shardings=dp.replicated)
+  return train_step, eval_step
+
+
 def run(config, workdir, *, progress: bool = True, desc: str | None = None,
         prepared=None) -> dict:
   """Trains config.model on config.data as config.train says; returns the summary."""
   p = prepared or prepare(config, workdir)
   tc, task, model, tx, schedule, dp, workdir = (config.train, p.task, p.model, p.tx,
                                                 p.schedule, p.dp, p.workdir)
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  graphdef, rest, state = initial_state(p)
   num_params = count_params(model)
-  state = dp.replicate({"step": jnp.zeros((), jnp.int32), "params": params,
-                        "opt_state": tx.init(params)})
   workdir.mkdir(parents=True, exist_ok=True)
   checkpointer = ckpt_lib.Checkpointer(workdir / "checkpoints", tc.keep_checkpoints)
   start = checkpointer.latest_step()
@@ -132,11 +151,7 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
     print(f"{workdir}: already trained to step {start}; summary unchanged")
     return json.loads(summary_path.read_text())
 
-  train_fn, eval_fn, _ = make_steps(graphdef, rest, tx, schedule)
-  train_step = jax.jit(train_fn, in_shardings=(dp.replicated, dp.batch_sharding, dp.replicated),
-                       out_shardings=(dp.replicated, dp.replicated), donate_argnums=(0,))
-  eval_step = jax.jit(eval_fn, in_shardings=(dp.replicated, dp.batch_sharding),
-                      out_shardings=dp.replicated)
+  train_step, eval_step = jit_steps(p, graphdef, rest)
   base_key = jax.random.key(config.seed)
   buckets = bucket_boundaries(task.info.max_length, tc.length_buckets)
 
@@ -212,7 +227,7 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
       "model": config.model.name, "task": config.data.name, "step": tc.num_steps,
       "resumed_from_step": start, "final_eval": last_eval, "final_train": last_train,
       "params": num_params,
-      "flops_per_example": forward_flops(graphdef, params, rest, example),
+      "flops_per_example": forward_flops(graphdef, state["params"], rest, example),
       "train_step_peak_bytes": _train_step_peak_bytes(train_step, state, batch_specs, base_key),
       "steps_per_second": steps_per_s,
       "train_examples_per_second": None if steps_per_s is None else steps_per_s * tc.batch_size,
