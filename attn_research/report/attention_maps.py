@@ -20,6 +20,7 @@ from __future__ import annotations
 import pathlib
 
 import numpy as np
+from attn_research.report.plotting import pyplot, save
 
 
 def load(path):
@@ -57,15 +58,8 @@ def mean_attention_distance(weights_LHTT, mask_T=None, coords_T2=None):
   return per_query[:, :, keep].mean(-1)
 
 
-def _plt():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
 def plot_heads(path, weights_LHTT, mask_T, layer: int = 0):
-  plt = _plt()
+  plt = pyplot()
   keep = np.asarray(mask_T, bool)
   w = np.asarray(weights_LHTT)[layer][:, keep][:, :, keep]
   heads = w.shape[0]
@@ -73,25 +67,21 @@ def plot_heads(path, weights_LHTT, mask_T, layer: int = 0):
   for h, ax in enumerate(axes[0]):
     ax.imshow(w[h], cmap="viridis", vmin=0)
     ax.set(title=f"layer {layer}, head {h}", xlabel="key", ylabel="query")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save(fig, path, dpi=110)
 
 
 def plot_rollout(path, weights_LHTT, mask_T):
-  plt = _plt()
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(4, 3.6))
   im = ax.imshow(rollout(weights_LHTT, mask_T), cmap="magma", vmin=0)
   fig.colorbar(im, ax=ax)
   ax.set(title=f"attention rollout over {len(weights_LHTT)} layers", xlabel="input vector",
          ylabel="output vector")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save(fig, path, dpi=110)
 
 
 def plot_distance(path, weights_LHTT, mask_T, coords_T2=None):
-  plt = _plt()
+  plt = pyplot()
   d = mean_attention_distance(weights_LHTT, mask_T, coords_T2)
   fig, ax = plt.subplots(figsize=(4.5, 3.5))
   for layer in range(d.shape[0]):
@@ -101,9 +91,7 @@ def plot_distance(path, weights_LHTT, mask_T, coords_T2=None):
          title="each head's mean attention distance")
   ax.set_xticks(range(d.shape[0]))
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save(fig, path, dpi=110)
 
 
 def write_attention_report(npz_path, out_dir=None) -> list:

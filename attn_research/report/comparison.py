@@ -12,6 +12,7 @@ import pathlib
 import statistics
 
 from attn_research.report.files import read_config, read_metrics, read_summary
+from attn_research.report.plotting import pyplot, save
 
 COLUMNS = ("model", "parameters", "MFLOPs/example", "peak train-step memory (MiB)",
            "train examples/s", "eval accuracy (mean ± std)", "wall time (s)")
@@ -98,9 +99,7 @@ def mean_curve(run_dirs, split, key):
 def plot_comparison(runs: dict, path):
   """Loss curves, eval accuracy curves (mean over seeds, ± std shaded) and eval accuracy
   against FLOPs per example (log x; error bar: std over seeds)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
   from matplotlib import ticker
 
   by_model = _runs_by_model(runs)
@@ -141,9 +140,7 @@ def plot_comparison(runs: dict, path):
   for ax in (ax_loss, ax_acc, ax_flops):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)
 
 
 def write_comparison(workdir, runs: dict):

@@ -9,6 +9,7 @@ import json
 import pathlib
 
 from attn_research.report.comparison import markdown_table
+from attn_research.report.plotting import pyplot, save
 
 
 def read_extrapolation(workdir) -> dict:
@@ -27,9 +28,7 @@ def extrapolation_table(data: dict) -> str:
 
 
 def plot_extrapolation(data: dict, path):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   fig, ax = plt.subplots(figsize=(6.5, 4))
   lengths = []
@@ -43,9 +42,7 @@ def plot_extrapolation(data: dict, path):
   ax.minorticks_off()
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)
 
 
 def write_extrapolation(workdir):

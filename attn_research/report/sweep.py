@@ -29,6 +29,7 @@ import numpy as np
 
 from attn_research.report.comparison import markdown_table
 from attn_research.report.files import read_summary
+from attn_research.report.plotting import pyplot
 
 SWEEP_FILE, LOG_FILE, EXIT_FILE = "sweep.json", "log.txt", "sweep_exit.json"
 REPLICATE_KEY = "seed"  # runs that differ only in it are repeats of one setting
@@ -168,9 +169,7 @@ def _safe(text):
 
 def plot_axes(sweep_dir, record, results, metric):
   """One PNG per non-seed axis: metric against the axis, a series per other setting."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   axes = [a for a in record["axes"] if a["keys"] != [REPLICATE_KEY]]
   done = [r for r in results if r.status == "ok" and r.eval.get(metric) is not None]

@@ -6,6 +6,7 @@ import pathlib
 
 from attn_research.config import load_config
 from attn_research.report.files import read_metrics, read_summary
+from attn_research.report.plotting import pyplot, save
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -83,9 +84,7 @@ def mean_std(values) -> str:
 
 def plot_curves(path, workdirs: dict, *, title: str, metric="loss", log_y=True):
   """Train (line) and eval (markers) curves of `metric` for each named workdir."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   fig, ax = plt.subplots(figsize=(6.5, 4))
   for label, workdir in workdirs.items():
@@ -96,6 +95,4 @@ def plot_curves(path, workdirs: dict, *, title: str, metric="loss", log_y=True):
   ax.set(xlabel="step", ylabel=metric, title=title, yscale="log" if log_y else "linear")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)

@@ -32,6 +32,7 @@ import numpy as np
 
 from attn_research.kernels import dot_product_attention
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.plotting import pyplot, save
 
 SETTINGS = {  # image side, channels in, channels out, number of random images, alphas
     "smoke": dict(side=6, d_in=2, d_out=2, images=1, alphas=(1.0, 30.0)),
@@ -104,9 +105,7 @@ def attention_centres(side: int, kernel_size: int, alpha: float) -> np.ndarray:
 
 
 def plot_centres(path, centres_by_alpha: dict, kernel_size: int):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   fig, ax = plt.subplots(figsize=(4.5, 4.5))
   offsets = head_offsets(kernel_size)
@@ -124,9 +123,7 @@ def plot_centres(path, centres_by_alpha: dict, kernel_size: int):
 
 
 def plot_errors(path, errors: dict, alphas):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for k, errs in errors.items():
@@ -136,9 +133,7 @@ def plot_errors(path, errors: dict, alphas):
          title="MHSA reproducing a convolution")
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)
 
 
 @register_reproduction("cordonnier2020")

@@ -9,6 +9,7 @@ import numpy as np
 
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.plotting import pyplot, save
 
 SEEDS = {"smoke": (0,), "tiny": (0, 1, 2, 3, 4), "full": tuple(range(10))}
 
@@ -16,9 +17,7 @@ SEEDS = {"smoke": (0,), "tiny": (0, 1, 2, 3, 4), "full": tuple(range(10))}
 def draw_predictions(path, task, predictions: dict):
   """One panel per model: the graph, nodes coloured by predicted club, labelled members
   ringed, wrong predictions marked with a red cross."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
   import networkx as nx
 
   ev = task.evaluation
@@ -42,9 +41,7 @@ def draw_predictions(path, task, predictions: dict):
     ax.set_axis_off()
   fig.suptitle("predicted club (blue: Mr. Hi, orange: Officer); ringed: labelled; "
                "red x: wrong", fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save(fig, path, dpi=110)
 
 
 @register_reproduction("gat_karate")

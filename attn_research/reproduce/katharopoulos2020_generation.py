@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from attn_research.models.generation_speed import measure
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.plotting import pyplot, save
 
 SETTINGS = {
     "smoke": dict(lengths=(16, 32), d_model=16, layers=1, heads=2, new_tokens=4, repeats=1,
@@ -23,9 +24,7 @@ SETTINGS = {
 
 
 def plot(path, rows):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   fig, ax = plt.subplots(figsize=(6, 4))
   for method in dict.fromkeys(r["method"] for r in rows):
@@ -36,9 +35,7 @@ def plot(path, rows):
   ax.set_xscale("log", base=2)
   ax.grid(alpha=0.3, which="both")
   ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)
 
 
 @register_reproduction("katharopoulos2020_generation")

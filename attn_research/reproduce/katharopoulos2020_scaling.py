@@ -19,6 +19,7 @@ import numpy as np
 from attn_research import profiling
 from attn_research.kernels import dot_product_attention, linear_attention
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.plotting import pyplot, save
 
 SETTINGS = {
     "smoke": dict(log2_lengths=(6, 7, 8), heads=1, head_dim=8, repeats=1, max_gib=1.0),
@@ -64,9 +65,7 @@ def fitted_slope(lengths, values, min_length=2048):
 
 
 def plot(path, lengths, results):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
   for name, r in results.items():
@@ -82,9 +81,7 @@ def plot(path, lengths, results):
     ax.set_xscale("log", base=2)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)
 
 
 def _fmt(x):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.plotting import pyplot, save
 
 TASKS = {"smoke": ("listops",), "tiny": ("listops", "fortunes", "digits"),
          "full": ("listops", "fortunes", "digits")}
@@ -14,9 +15,7 @@ PAPER_LISTOPS = {"softmax": 36.37, "linear": 16.13, "local": 15.82, "performer":
 
 
 def plot(path, results):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   tasks = list(results)
   fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
@@ -29,9 +28,7 @@ def plot(path, results):
     ax.set(xlabel="train examples / s", ylabel="eval accuracy",
            title=f"{task} (marker size: peak train-step memory)")
     ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save(fig, path, dpi=110)
 
 
 @register_reproduction("lra2020")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.plotting import pyplot, save
 
 PAPER = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "gru": 0.91, "transformer": None}
 
 
 def plot(path, workdir, names):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   fig, ax = plt.subplots(figsize=(6, 4))
   for name in names:
@@ -24,9 +23,7 @@ def plot(path, workdir, names):
          title="MNIST-1D (dotted: the paper's numbers)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)
 
 
 @register_reproduction("mnist1d2020")

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.plotting import pyplot, save
 
 SEEDS = {"smoke": (0,), "tiny": (0,), "full": (0, 1, 2)}
 
 
 def plot(path, windows, acc, refs):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   fig, ax = plt.subplots(figsize=(6, 4))
   ax.plot(windows, [acc[f"window_{w}"] for w in windows], "o-", label="truncated attention")
@@ -23,9 +22,7 @@ def plot(path, windows, acc, refs):
          title="spoken digits: truncated self-attention", ylim=(0, 1))
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)
 
 
 @register_reproduction("truncated_speech")

@@ -9,6 +9,7 @@ import numpy as np
 
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.plotting import pyplot, save
 
 SIZES = {"smoke": (500,), "tiny": (1000, 4000, 16000),
          "full": (1000, 2000, 4000, 8000, 16000, 32000, 64000)}
@@ -17,9 +18,7 @@ SMOKE_MODELS = ("vit",)
 
 
 def plot(path, sizes, acc):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = pyplot()
 
   fig, ax = plt.subplots(figsize=(6, 4))
   for name, by_size in acc.items():
@@ -30,9 +29,7 @@ def plot(path, sizes, acc):
          title="MNIST-1D: accuracy against data size (equal parameters)")
   ax.grid(alpha=0.3, which="both")
   ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path, dpi=120)
 
 
 def gap_summary(sizes, acc, a="vit", b="cnn"):
