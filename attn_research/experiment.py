@@ -42,6 +42,30 @@ def base_config(task: str = "digits", model: str = "transformer", **task_setting
   return config
 
 
+# A comparison's fairness settings (train/compare.py): budget.params or budget.flops > 0
+# solves every model's d_model for that target within `tolerance`; models whose sizes
+# spread wider than `max_spread` refuse to run unless `enforce` is False.
+BUDGET_DEFAULTS = dict(params=0, flops=0, tolerance=0.05, max_spread=0.10, enforce=True)
+
+
+def family_models(spec: dict) -> dict:
+  """{name: (family, settings)} -> {name: the family's defaults updated by settings}."""
+  return {name: dict(model_defaults(family), **settings)
+          for name, (family, settings) in spec.items()}
+
+
+def make_comparison(config, models: dict, **budget):
+  """Turns a one-model config into a comparison: config.models = {name: complete model
+  section}, config.budget = BUDGET_DEFAULTS updated by budget."""
+  unknown = sorted(set(budget) - set(BUDGET_DEFAULTS))
+  if unknown:
+    raise ValueError(f"unknown budget settings {unknown}; valid: {sorted(BUDGET_DEFAULTS)}")
+  del config.model
+  config.models = ml_collections.ConfigDict(models)
+  config.budget = ml_collections.ConfigDict(dict(BUDGET_DEFAULTS, **budget))
+  return config
+
+
 def parse_arg(arg: str | None):
   return [w for w in (arg or "").split(",") if w]
 

@@ -15,10 +15,8 @@ Runtime:  under 3 minutes of training on a 2-core CPU (README.md has the measure
 Writes:   WORKDIR/<model>/ (one run each; WORKDIR/<model>/seed_<s>/ with
           --config.num_seeds=N > 1), WORKDIR/comparison.md, WORKDIR/comparison.png.
 """
-import ml_collections
-
-from attn_research.experiment import base_config, finalize, parse_arg
-from attn_research.models import model_defaults
+from attn_research.experiment import (base_config, family_models, finalize, make_comparison,
+                                      parse_arg)
 
 # Widths chosen so the three families hold about the same number of parameters
 # (58k-64k on digits; `./launch.sh` prints the exact counts).
@@ -35,16 +33,12 @@ def get_config(arg=None):
     config = base_config("copy")
   else:
     config = base_config("digits", view="pixels" if "pixels" in words else "patches")
-  del config.model  # a comparison names its models below
-  config.models = ml_collections.ConfigDict(
-      {name: dict(model_defaults(name), **settings) for name, settings in MODELS.items()})
+  # --config.budget.params=N (or budget.flops=N, FLOPs per example; not both) solves every
+  # d_model for that count (within tolerance); a comparison whose counts spread wider
+  # than max_spread refuses to run (attn_research.experiment.BUDGET_DEFAULTS).
+  make_comparison(config, family_models({name: (name, s) for name, s in MODELS.items()}))
   if config.data.name == "copy":
     config.models.rnn.bidirectional = False  # outputs are causal: no peeking at the future
-  # budget.params > 0 (or budget.flops > 0, FLOPs per example; not both) solves every
-  # d_model for that count (within tolerance); a comparison whose counts spread wider
-  # than max_spread refuses to run.
-  config.budget = ml_collections.ConfigDict(dict(params=0, flops=0, tolerance=0.05,
-                                                 max_spread=0.10, enforce=True))
   # > 1: every model runs with seeds seed, seed + 1, ... (WORKDIR/<model>/seed_<s>/), and
   # the report gives eval accuracy as mean +- std over them.
   config.num_seeds = 1

@@ -28,10 +28,8 @@ Runtime:  6 min 12 s for the command above (start-up, width solving, compiling, 
           examples/s above are from that busy machine.
 Writes:   WORKDIR/<model>/ (one run each), WORKDIR/comparison.md, WORKDIR/comparison.png.
 """
-import ml_collections
-
-from attn_research.experiment import base_config, finalize, parse_arg
-from attn_research.models import model_defaults
+from attn_research.experiment import (base_config, family_models, finalize, make_comparison,
+                                      parse_arg)
 
 # d_model is what budget.params=60,000 solves to on digits (the run prints the counts);
 # the other settings are each family's defaults unless given here.
@@ -48,11 +46,8 @@ MODELS = {
 def get_config(arg=None):
   words = parse_arg(arg)
   config = base_config("digits", view="patches")
-  del config.model  # a comparison names its models below
-  config.models = ml_collections.ConfigDict(
-      {name: dict(model_defaults(name), **settings) for name, settings in MODELS.items()})
-  config.budget = ml_collections.ConfigDict(dict(params=60_000, tolerance=0.05,
-                                                 max_spread=0.10, enforce=True))
+  make_comparison(config, family_models({name: (name, s) for name, s in MODELS.items()}),
+                  params=60_000)
   if "smoke" in words:  # tiny models test the plumbing: no width solving, one stage
     config.budget.params = 0
     config.models.cnn2d.num_stages = config.models.sagan_cnn.num_stages = 1

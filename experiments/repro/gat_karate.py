@@ -11,10 +11,8 @@ Expected: reports/gat_karate/report.md: accuracy mean +- std over label draws pe
           and the graph coloured by each model's predictions.
 Runtime:  tiny: 5 label draws x 3-4 models of 300 steps, a few minutes on a 2-core CPU.
 """
-import ml_collections
-
-from attn_research.experiment import base_config, finalize, parse_arg
-from attn_research.models import model_defaults
+from attn_research.experiment import (base_config, family_models, finalize, make_comparison,
+                                      parse_arg)
 
 MODELS = {
     "graph_attention": ("graph_attention", dict(d_model=32, num_layers=2, num_heads=4)),
@@ -27,13 +25,8 @@ MODELS = {
 def get_config(arg=None):
   words = parse_arg(arg)
   config = base_config("karate", features="identity", labelled_per_class=4)
-  del config.model
-  config.models = ml_collections.ConfigDict(
-      {name: dict(model_defaults(family), **settings)
-       for name, (family, settings) in MODELS.items()})
   # Equal parameter budgets: widths solved for 7,200 parameters each.
-  config.budget = ml_collections.ConfigDict(dict(params=7200, tolerance=0.05, max_spread=0.10,
-                                                 enforce=True))
+  make_comparison(config, family_models(MODELS), params=7200)
   # Every batch is the same graph, so one copy gives the same gradient as 64.
   config.train.update(batch_size=1, eval_batch_size=1, num_steps=300, warmup_steps=10,
                       log_every=25, eval_every=50, checkpoint_every=300)

@@ -12,9 +12,7 @@ Runtime:  tiny: shorter sequences (8-15 symbols) and a small model, under 10 min
           2-core CPU; full: the paper's setup (32-62 symbols, 4 layers, 8 heads,
           d_model 256, RAdam, 3,000 updates), sized for a GPU.
 """
-import ml_collections
-
-from attn_research.experiment import base_config, finalize, parse_arg
+from attn_research.experiment import base_config, finalize, make_comparison, parse_arg
 
 KERNELS = {"softmax": dict(attention="softmax"), "linear": dict(attention="linear"),
            "local": dict(attention="softmax")}  # local: window set below
@@ -34,13 +32,9 @@ def get_config(arg=None):
   else:
     model.update(d_model=64, num_layers=2, num_heads=4)
     config.train.update(num_steps=800, eval_every=200, eval_batch_size=128)
-  del config.model
-  config.models = ml_collections.ConfigDict(
-      {name: dict(model, **settings) for name, settings in KERNELS.items()})
+  make_comparison(config, {name: dict(model, **settings) for name, settings in KERNELS.items()})
   # A quarter of the longest sequence: one layer cannot reach back to the first copy,
   # but the stack can (2 layers x 8 = 16 positions in the tiny tier, 4 x 32 in the full
   # one), as stacked convolutions widen their receptive field.
   config.models.local.window = config.data.max_length // 4
-  config.budget = ml_collections.ConfigDict(dict(params=0, tolerance=0.05, max_spread=0.10,
-                                                 enforce=True))
   return finalize(config, words, known=("tiny", "full"))

@@ -13,9 +13,7 @@ Expected: reports/lra2020/report.md: per task and kernel the accuracy, train exa
 Runtime:  tiny: 3 tasks x 5 kernels of 200 steps, about 10 minutes on a 2-core CPU;
           full: LRA's ListOps lengths (500-2,000 tokens) and longer training, for a GPU.
 """
-import ml_collections
-
-from attn_research.experiment import base_config, finalize, parse_arg
+from attn_research.experiment import base_config, finalize, make_comparison, parse_arg
 from attn_research.models import model_defaults
 
 TASKS = {
@@ -45,15 +43,11 @@ def get_config(arg=None):
   if full and task in FULL_TASKS:
     settings = FULL_TASKS[task]
   config = base_config(data_name, **settings)
-  del config.model
   base = dict(model_defaults("transformer"), d_model=64, num_layers=2, num_heads=4,
               position="sinusoidal")
-  config.models = ml_collections.ConfigDict(
-      {name: dict(base, **kernel) for name, kernel in KERNELS.items()})
   # Widths are solved for one budget: Linformer's length projections cost parameters.
-  config.budget = ml_collections.ConfigDict(dict(params=42_000 if not full else 400_000,
-                                                 tolerance=0.05, max_spread=0.10,
-                                                 enforce=True))
+  make_comparison(config, {name: dict(base, **kernel) for name, kernel in KERNELS.items()},
+                  params=42_000 if not full else 400_000)
   config.train.update(num_steps=3000 if full else 200, eval_every=100 if not full else 500)
   if task == "fortunes":
     config.train.batch_size = 32

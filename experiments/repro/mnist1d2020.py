@@ -9,10 +9,8 @@ Expected: reports/mnist1d2020/report.md holds the measured table (README.md's
           reproduction table copies the tiny tier's numbers).
 Runtime:  tiny: under 10 minutes on a 2-core CPU; full: 4x the steps.
 """
-import ml_collections
-
-from attn_research.experiment import base_config, finalize, parse_arg
-from attn_research.models import model_defaults
+from attn_research.experiment import (base_config, family_models, finalize, make_comparison,
+                                      parse_arg)
 
 # Our families at the paper's scale (its models are small); not parameter-matched: the
 # paper's table compares architectures as it built them, and so do we.
@@ -30,11 +28,6 @@ def get_config(arg=None):
   words = parse_arg(arg)
   tier = "full" if "full" in words else "tiny"
   config = base_config("mnist1d")
-  del config.model
-  config.models = ml_collections.ConfigDict(
-      {name: dict(model_defaults(family), **settings)
-       for name, (family, settings) in MODELS.items()})
-  config.budget = ml_collections.ConfigDict(dict(params=0, tolerance=0.05, max_spread=0.10,
-                                                 enforce=False))
+  make_comparison(config, family_models(MODELS), enforce=False)
   config.train.update(num_steps=STEPS[tier], learning_rate=3e-3, eval_every=250)
   return finalize(config, words, known=("tiny", "full"))

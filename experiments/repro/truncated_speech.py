@@ -10,9 +10,7 @@ Expected: reports/truncated_speech/report.md: accuracy and FLOPs per example aga
 Runtime:  tiny: under 10 minutes on a 2-core CPU once the utterances are synthesized
           (espeak-ng, about a minute the first time); needs apt-get install espeak-ng.
 """
-import ml_collections
-
-from attn_research.experiment import base_config, finalize, parse_arg
+from attn_research.experiment import base_config, finalize, make_comparison, parse_arg
 from attn_research.models import model_defaults
 
 WINDOWS = {"tiny": (2, 8, 32), "full": (1, 2, 4, 8, 16, 32, 64)}
@@ -22,7 +20,6 @@ def get_config(arg=None):
   words = parse_arg(arg)
   tier = "full" if "full" in words else "tiny"
   config = base_config("spoken_digits")
-  del config.model
   attention = dict(model_defaults("transformer"), d_model=48, num_layers=2, num_heads=4,
                    dropout=0.1)
   models = {f"window_{w}": dict(attention, window=w) for w in WINDOWS[tier]}
@@ -30,9 +27,7 @@ def get_config(arg=None):
   models["cnn"] = dict(model_defaults("cnn"), d_model=48, num_layers=3, kernel_size=5)
   models["rnn"] = dict(model_defaults("rnn"), d_model=48, num_layers=2, cell="lstm",
                        bidirectional=True)
-  config.models = ml_collections.ConfigDict(models)
   # Widths solved for one parameter budget (the window changes no parameter).
-  config.budget = ml_collections.ConfigDict(dict(params=40000, tolerance=0.05, max_spread=0.10,
-                                                 enforce=True))
+  make_comparison(config, models, params=40000)
   config.train.update(num_steps=200 if tier == "tiny" else 600, eval_every=100)
   return finalize(config, words, known=("tiny", "full"))

@@ -16,10 +16,8 @@ Expected: reports/vit2020_datasize/report.md: accuracy (mean ± std over seeds) 
 Runtime:  tiny: 3 sizes x 2 seeds x 3 families of 500 steps, about 10 minutes on a
           2-core CPU; full: 1,000 to 64,000 examples, 3 seeds, for a GPU.
 """
-import ml_collections
-
-from attn_research.experiment import base_config, finalize, parse_arg
-from attn_research.models import model_defaults
+from attn_research.experiment import (base_config, family_models, finalize, make_comparison,
+                                      parse_arg)
 
 MODELS = {
     "vit": ("transformer", dict(num_layers=2, num_heads=4, position="learned", pooling="cls")),
@@ -32,12 +30,7 @@ def get_config(arg=None):
   words = parse_arg(arg)
   full = "full" in words
   config = base_config("mnist1d", patch=4 if "patch4" in words else 1)
-  del config.model
-  config.models = ml_collections.ConfigDict(
-      {name: dict(model_defaults(family), **settings)
-       for name, (family, settings) in MODELS.items()})
-  config.budget = ml_collections.ConfigDict(dict(params=26_000, tolerance=0.05,
-                                                 max_spread=0.10, enforce=True))
+  make_comparison(config, family_models(MODELS), params=26_000)
   config.train.update(num_steps=3000 if full else 500, learning_rate=3e-3,
                       eval_every=500 if full else 250)
   return finalize(config, words, known=("tiny", "full", "patch4"))
