@@ -19,12 +19,16 @@ import time
 
 import numpy as np
 
+from attn_research.workdir.lock import file_lock
+
 DEFAULT_DIR = pathlib.Path.home() / ".cache" / "attn_research" / "data"
 MANIFEST = "manifest.json"
 
 
 class MissingProgramError(RuntimeError):
-  pass
+  """A task's data needs a program, pip package or corpus this machine lacks; the
+  message says how to get it (apt-get or pip). Tests skip on it via the task's probe
+  (data/sources.py), and `./launch.sh doctor` lists what is missing."""
 
 
 def data_dir(configured: str | None = None) -> pathlib.Path:
@@ -84,33 +88,53 @@ def cache_key(name: str, params: dict) -> str:
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _stored_arrays(path: pathlib.Path, entry, params_json):
+  """(arrays, None) when path holds what its manifest entry promises, else (None, why
+  not), why being None when there is no file at all."""
+  if not path.exists():
+    return None, None
+  if entry is None:
+    return None, "it is not in the manifest"
+  if entry.get("params") != params_json:
+    return None, "its parameters differ from the manifest's"
+  if _sha256(path) != entry.get("sha256"):
+    return None, "its checksum does not match the manifest (corrupt or modified)"
+  with np.load(path, allow_pickle=False) as data:
+    return {k: data[k] for k in data.files}, None
+
+
 def cached_arrays(directory, name: str, params: dict, build, *, log=print) -> dict:
   """The arrays build() returns, stored under directory as NAME-KEY.npz.
 
   params must hold everything the arrays depend on (they are part of the key and are
   checked against the manifest). A missing, corrupt or mismatching file is rebuilt.
+  One process (or thread) builds a file at a time: another asking for it meanwhile
+  waits, then reads the finished file instead of building it again.
   """
   directory = pathlib.Path(directory)
   filename = f"{name}-{cache_key(name, params)}.npz"
   path = directory / filename
-  entry = _read_manifest(directory).get(filename)
   params_json = json.loads(json.dumps(params, sort_keys=True, default=str))
-  if path.exists():
-    problem = None
-    if entry is None:
-      problem = "it is not in the manifest"
-    elif entry.get("params") != params_json:
-      problem = "its parameters differ from the manifest's"
-    elif _sha256(path) != entry.get("sha256"):
-      problem = "its checksum does not match the manifest (corrupt or modified)"
-    if problem is None:
-      with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-    log(f"[data] rebuilding {path}: {problem}")
-  t0 = time.perf_counter()
-  arrays = build()
-  _atomic_write(path, lambda f: np.savez(f, **arrays))
-  _update_manifest(directory, filename, {"sha256": _sha256(path), "params": params_json,
-                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                         "build_seconds": round(time.perf_counter() - t0, 2)})
+  arrays, _ = _stored_arrays(path, _read_manifest(directory).get(filename), params_json)
+  if arrays is not None:
+    return arrays
+  directory.mkdir(parents=True, exist_ok=True)
+  with file_lock(directory / f".{filename}.lock",
+                 on_wait=lambda who: log(f"[data] waiting for {who} to finish building {path}")):
+    # Looked at again under the lock: the process waited for may have just built it.
+    arrays, problem = _stored_arrays(path, _read_manifest(directory).get(filename), params_json)
+    if arrays is not None:
+      return arrays
+    if problem is not None:
+      log(f"[data] rebuilding {path}: {problem}")
+    t0 = time.perf_counter()
+    arrays = build()
+    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    entry = {"sha256": _sha256(path), "params": params_json,
+             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+             "build_seconds": round(time.perf_counter() - t0, 2)}
+    # Builders of other files rewrite the manifest too: one at a time, or one's entry
+    # could be lost to the other's read-modify-write.
+    with file_lock(directory / f".{MANIFEST}.lock"):
+      _update_manifest(directory, filename, entry)
   return arrays

@@ -10,6 +10,7 @@ from attn_research.config import parse_override_args
 from attn_research.report.sweep import write_report
 from attn_research.sweep.plan import check_sweep_dir, plan_sweep, write_record
 from attn_research.sweep.runner import main_command, run_all, summary_text
+from attn_research.workdir import DirectoryLock
 
 
 def main(argv=None, *, command=main_command) -> int:
@@ -26,13 +27,26 @@ def main(argv=None, *, command=main_command) -> int:
   args, rest = parser.parse_known_args(argv)
   if args.parallel < 1:
     parser.error(f"--parallel {args.parallel} must be at least 1")
+  lock = None
   try:
     plan = plan_sweep(args.config, parse_override_args(rest), seeds=args.seeds,
                       sweep_dir=args.sweep_dir)
+    if not args.dry_run:  # held to the end: a second sweep on this dir is refused at once
+      lock = DirectoryLock(plan.sweep_dir, what="sweep directory").acquire()
     existing = check_sweep_dir(plan)
   except ValueError as e:
+    if lock is not None:
+      lock.release()
     print(f"error: {e}", file=sys.stderr)
     return 2
+  try:
+    return _run(args, plan, existing, command)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _run(args, plan, existing, command) -> int:
   sizes = " x ".join(str(len(a.points)) for a in plan.axes)
   print(f"sweep {args.config}: {len(plan.runs)} runs ({sizes}) in {plan.sweep_dir}, "
         f"{args.parallel} at a time", flush=True)

@@ -13,6 +13,7 @@ import time
 
 from attn_research.report.sweep import EXIT_FILE, LOG_FILE
 from attn_research.sweep.plan import Plan, Run
+from attn_research.workdir import SUMMARY, read_summary
 
 
 def main_command(run: Run, plan: Plan):
@@ -37,7 +38,7 @@ def _last_line(path, offset):
 
 
 def _eval_text(workdir):
-  ev = json.loads((workdir / "summary.json").read_text()).get("final_eval") or {}
+  ev = read_summary(workdir).get("final_eval") or {}
   return ", ".join(f"eval {k} {v:.4f}" for k, v in sorted(ev.items())
                    if isinstance(v, (int, float)))
 
@@ -48,7 +49,7 @@ def run_all(plan: Plan, *, parallel=1, command=main_command, echo=print):
   Each child gets its own session so a Ctrl-C reaches it once, forwarded from here:
   it saves a checkpoint and exits; the same command again resumes it."""
   total = len(plan.runs)
-  todo = [(i, r) for i, r in enumerate(plan.runs) if not (r.workdir / "summary.json").exists()]
+  todo = [(i, r) for i, r in enumerate(plan.runs) if not (r.workdir / SUMMARY).exists()]
   skipped, trained, failures, running = total - len(todo), 0, [], {}
   if skipped:
     echo(f"{skipped} of {total} runs already finished: skipped")
@@ -73,13 +74,13 @@ def run_all(plan: Plan, *, parallel=1, command=main_command, echo=print):
     i, run, offset, t0 = running.pop(proc)
     seconds, rc, log = time.perf_counter() - t0, proc.returncode, run.workdir / LOG_FILE
     error = None
-    if rc == 0 and (run.workdir / "summary.json").exists():
+    if rc == 0 and (run.workdir / SUMMARY).exists():
       trained += 1
       echo(f"[{i + 1}/{total}] done   {run.name} ({seconds:.1f} s; {_eval_text(run.workdir)})")
     else:
       error = _last_line(log, offset) or "(no output)"
       if rc == 0:
-        error = f"exited 0 without writing summary.json; last line: {error}"
+        error = f"exited 0 without writing {SUMMARY}; last line: {error}"
       failures.append(Failure(run.name, rc, error, log))
       echo(f"[{i + 1}/{total}] FAILED {run.name} (exit {rc}): {error}")
     (run.workdir / EXIT_FILE).write_text(json.dumps(
