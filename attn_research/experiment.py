@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from attn_research import args
 from attn_research.data import task_defaults, task_smoke
 from attn_research.models import model_defaults
 
@@ -17,11 +18,15 @@ TRAIN_DEFAULTS = dict(
     schedule="cosine", warmup_steps=50, decay_fraction=0.3,
     log_every=50, eval_every=250, checkpoint_every=250, keep_checkpoints=3,
     # > 1: trim each batch's padding to one of this many lengths (one compile each).
-    length_buckets=1)
+    length_buckets=1,
+    # "accuracy" (higher is better) or "loss" (lower is better): also keep the best eval
+    # step's checkpoint in checkpoints_best/ and its metrics in summary.json's best_eval;
+    # "" keeps none.
+    keep_best="")
 
 REPORT_DEFAULTS = dict(
     # True: after training, attention maps of the first eval example (per-head heat maps,
-    # rollout, mean attention distance) go into the workdir (train/attention_maps.py).
+    # rollout, mean attention distance) go into the workdir (modes/attention_maps.py).
     attention_maps=False)
 
 SMOKE_TRAIN = dict(batch_size=8, eval_batch_size=64, num_steps=3, warmup_steps=1,
@@ -32,6 +37,8 @@ SMOKE_MODEL = dict(d_model=16, num_layers=1, num_heads=2)
 def base_config(task: str = "digits", model: str = "transformer", **task_settings):
   """The shared defaults: one model, one task, the training settings (unlocked)."""
   config = ml_collections.ConfigDict()
+  config.mode = "single"              # what `run` does: attn_research/modes/
+  config.objective = "classification"  # what training minimises: attn_research/objectives/
   config.seed = 0
   config.resume = True
   config.data = ml_collections.ConfigDict(dict(task_defaults(task), **task_settings))
@@ -42,7 +49,7 @@ def base_config(task: str = "digits", model: str = "transformer", **task_setting
   return config
 
 
-# A comparison's fairness settings (train/compare.py): budget.params or budget.flops > 0
+# A comparison's fairness settings (modes/comparison.py): budget.params or budget.flops > 0
 # solves every model's d_model for that target within `tolerance`; models whose sizes
 # spread wider than `max_spread` refuse to run unless `enforce` is False.
 BUDGET_DEFAULTS = dict(params=0, flops=0, tolerance=0.05, max_spread=0.10, enforce=True)
@@ -61,13 +68,17 @@ def make_comparison(config, models: dict, **budget):
   if unknown:
     raise ValueError(f"unknown budget settings {unknown}; valid: {sorted(BUDGET_DEFAULTS)}")
   del config.model
+  config.mode = "comparison"
   config.models = ml_collections.ConfigDict(models)
   config.budget = ml_collections.ConfigDict(dict(BUDGET_DEFAULTS, **budget))
   return config
 
 
 def parse_arg(arg: str | None):
-  return [w for w in (arg or "").split(",") if w]
+  """The words of `experiments/x.py:ARG` that are on ("copy,smoke" -> ["copy", "smoke"];
+  "smoke=false" -> []), in the grammar of every NAME:ARG (attn_research/args.py);
+  finalize checks them against the words the config knows."""
+  return args.parse_flags(arg, what="config argument")
 
 
 def shrink_model(model_cfg):
@@ -80,7 +91,7 @@ def smoke(config):
   """Shrinks config in place to a three-step run of a tiny model."""
   config.train.update(SMOKE_TRAIN)
   config.data.update(task_smoke(config.data.name))
-  for model_cfg in (config.models.values() if "models" in config else [config.model]):
+  for model_cfg in (config.models.values() if config.mode == "comparison" else [config.model]):
     shrink_model(model_cfg)
   if "budget" in config:
     # Tiny models test the plumbing, not fairness: no width solving, no refusal.
@@ -91,8 +102,7 @@ def smoke(config):
 
 
 def finalize(config, words, known=()):
-  """Applies `smoke`; rejects words the config does not know."""
-  unknown = [w for w in words if w != "smoke" and w not in known]
-  if unknown:
-    raise ValueError(f"unknown config argument(s) {unknown}; valid: {['smoke', *known]}")
-  return smoke(config) if "smoke" in words else config
+  """Applies `smoke`; rejects words the config does not know (with the valid ones)."""
+  flags = args.parse_arg(",".join(words), what="config argument",
+                         **dict.fromkeys(["smoke", *known], False))
+  return smoke(config) if flags["smoke"] else config

@@ -1,8 +1,7 @@
 """Command line: python -m attn_research.main --config FILE[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
 
-Thin by design: it reads the config, applies the overrides and calls the library.
-A config with `models` (several) runs a comparison; one with `extrapolation` trains one
-model per position encoding and evaluates it at longer lengths; one with `model` runs once.
+Thin by design: it reads the config, applies the overrides and calls the run mode the
+config names (`config.mode`: single, comparison, extrapolation; attn_research/modes/).
 """
 from __future__ import annotations
 
@@ -35,26 +34,19 @@ def main(argv=None):
     parser.exit(2, f"error: {e}\n")
   workdir = pathlib.Path(args.workdir) if args.workdir else default_workdir(args.config)
 
-  from attn_research.train.compare import run_comparison
-  from attn_research.train.loop import run
+  from attn_research.modes import get_mode
+  from attn_research.data.cache import MissingProgramError
+  from attn_research.workdir.checkpoint import CheckpointSaveError
   try:
-    if "models" in config:
-      summaries, (table, png) = run_comparison(config, workdir, progress=not args.no_progress)
-      print("\n" + table + f"\n\nlearning curves: {png}\ntable: {workdir / 'comparison.md'}")
-    elif "extrapolation" in config:
-      from attn_research.extrapolate import run_extrapolation
-      _, (table, png) = run_extrapolation(config, workdir, progress=not args.no_progress)
-      print("\n" + table + f"\n\nplot: {png}\ntable: {workdir / 'extrapolation.md'}")
-    else:
-      summary = run(config, workdir, progress=not args.no_progress)
-      ev = summary["final_eval"] or {}
-      print(f"\nstep {summary['step']}: eval accuracy {ev.get('accuracy')}, "
-            f"loss {ev.get('loss')}; summary: {workdir / 'summary.json'}")
+    mode = get_mode(config)
+    print("\n" + mode(config, workdir, progress=not args.no_progress))
     if config.get("report", {}).get("attention_maps"):
-      from attn_research.train.attention_maps import save_all_attention_maps
+      from attn_research.modes.attention_maps import save_all_attention_maps
       save_all_attention_maps(workdir)
-  except (ValueError, FloatingPointError) as e:
-    parser.exit(2 if isinstance(e, ValueError) else 3, f"error: {e}\n")
+  except (ValueError, MissingProgramError, FloatingPointError) as e:
+    parser.exit(3 if isinstance(e, FloatingPointError) else 2, f"error: {e}\n")
+  except CheckpointSaveError as e:  # a full disk, a vanished directory: the run's files
+    parser.exit(4, f"error: {e}\n")  # up to the last intact checkpoint are kept
   except KeyboardInterrupt:
     sys.exit(130)
 

@@ -63,6 +63,7 @@ def get_config(arg=None):
   # 99.8 % between steps 1,000 and 2,000 (rotary, pilot run).
   config.train.update(num_steps=3000, schedule="constant", eval_every=500,
                       checkpoint_every=1000)
+  config.mode = "extrapolation"
   config.extrapolation = ml_collections.ConfigDict(dict(encodings=ENCODINGS, factors=(1, 2, 4)))
   if "full" in words:  # the floater2020 reproduction's full tier (sized for a GPU)
     config.train.update(num_steps=10_000, checkpoint_every=2000)

@@ -2,7 +2,6 @@
 its layer's own weights, and --config.report.attention_maps writes the pictures."""
 import json
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -81,7 +80,7 @@ def test_run_with_attention_maps_writes_them(tmp_path):
 
 def test_first_eval_example_works_for_generated_tasks():
   from attn_research.data import get_task
-  from attn_research.train.attention_maps import first_eval_example
+  from attn_research.modes.attention_maps import first_eval_example
   task = get_task(make_config("experiments/copy.py:smoke").data)  # generated: no stored arrays
   batch = first_eval_example(task)
   assert batch["inputs"].shape[0] == 1 and batch["mask"][0].any()

@@ -4,7 +4,7 @@ import pytest
 from attn_research.data import get_task
 from attn_research.models import count_params, get_model
 from attn_research.models.budget import param_count
-from attn_research.train.compare import apply_budget
+from attn_research.modes.comparison import apply_budget
 from tests.conftest import make_config
 
 

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import pytest
 
 from attn_research.report.comparison import write_comparison
-from attn_research.train.compare import apply_budget, model_run_config, run_comparison, run_dir
-from attn_research.train.provenance import unrolled_flops
+from attn_research.modes.comparison import apply_budget, model_run_config, run_comparison, run_dir
+from attn_research.measure import unrolled_flops
 from tests.conftest import make_config
 
 

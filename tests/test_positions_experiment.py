@@ -7,9 +7,9 @@ import pytest
 
 from attn_research import main
 from attn_research.data import get_task
-from attn_research.extrapolate import run_extrapolation, scaled_data
+from attn_research.modes.extrapolation import run_extrapolation, scaled_data
 from attn_research.models.budget import param_count
-from attn_research.nn.positional import POSITIONAL
+from attn_research.nn.positions import POSITIONAL
 from conftest import ROOT, make_config
 
 

@@ -7,7 +7,7 @@ LRA default Performer had 248k parameters against the Transformer's 52k). Here
 model's d_model so its count lands within `budget.tolerance` of the target, and a
 comparison whose models differ by more than `budget.max_spread` refuses to run (unless
 `budget.enforce=False`). One width per model is one free variable: it meets one target,
-so a budget of parameters and of FLOPs together is refused (train/compare.py).
+so a budget of parameters and of FLOPs together is refused (modes/comparison.py).
 
 solve_width needs a count that grows with d_model. Parameters and FLOPs of these
 families are quadratic in d_model, so a quadratic through three widths guesses the

@@ -10,7 +10,7 @@ d_model * 2^s channels (stride 1: d_model throughout). A shortcut whose shape ch
 is a strided 1x1 convolution and a norm (the paper's option B).
 
 Norm: GroupNorm (Wu & He 2018) with `norm_groups` groups instead of the paper's
-BatchNorm, because the train step (train/steps.py) is a pure function of parameters
+BatchNorm, because the train step (objectives/base.py) is a pure function of parameters
 and batch with no batch-statistics state; norm_groups=1 normalises each example's
 whole feature map (a LayerNorm over H, W, C). d_model must be a multiple of
 norm_groups. A 3x3 convolution sees a 3x3 neighbourhood: the receptive field grows by

@@ -1,6 +1,6 @@
 """The length-extrapolation table and plot (reads WORKDIR/extrapolation.json only).
 
-extrapolation.json, written by attn_research/extrapolate.py, holds per encoding the
+extrapolation.json, written by attn_research/modes/extrapolation.py, holds per encoding the
 evaluation accuracy and loss at each evaluated length (factor x the training length).
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from attn_research.report.comparison import markdown_table
+from attn_research.report.table import markdown_table
 from attn_research.report.plotting import pyplot, save
 
 

@@ -10,7 +10,8 @@ import pathlib
 from attn_research.config import load_config, split_spec
 from attn_research.report.sweep import SWEEP_FILE
 from attn_research.sweep.expand import check_collisions, cli_value, collect_axes, expand, run_name
-from attn_research.train.checkpoint import config_differences
+from attn_research.workdir import LOCK
+from attn_research.workdir.checkpoint import config_differences
 
 
 @dataclasses.dataclass
@@ -79,9 +80,9 @@ def plan_sweep(spec: str, overrides=(), *, seeds=None, sweep_dir=None) -> Plan:
       config = load_config(spec, pairs)
     except ValueError as e:
       raise ValueError(f"run {name}: {e}") from None
-    if "models" in config:
-      raise ValueError(f"{spec} is a comparison (config.models); sweep a single-model "
-                       "config instead, e.g. with model.name as an axis")
+    if config.get("mode", "single") != "single":
+      raise ValueError(f"{spec} is a {config.mode} (config.mode={config.mode!r}); sweep a "
+                       "single-run config instead, e.g. with model.name as an axis")
     if not config.resume:
       raise ValueError("a sweep resumes its runs; resume=False is refused (use a new "
                        "--sweep-dir to start afresh)")
@@ -133,7 +134,7 @@ def check_sweep_dir(plan: Plan) -> bool:
           "results:\n  " + "\n  ".join(diffs) + f"\nChoose another --sweep-dir, or remove "
           f"{plan.sweep_dir} yourself to start afresh.")
     return True
-  if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
+  if plan.sweep_dir.exists() and any(p.name != LOCK for p in plan.sweep_dir.iterdir()):
     raise ValueError(f"{plan.sweep_dir} is not empty and holds no {SWEEP_FILE}; refusing to "
                      "write into it (choose another --sweep-dir)")
   return False

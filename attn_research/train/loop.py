@@ -1,8 +1,11 @@
 """The one training loop: run(config, workdir) -> summary dict.
 
-Everything that can reject the config (task, model, optimizer, devices, workdir
-rules) runs before anything is written or compiled. The run then checkpoints on an
-interval and at the end, and a workdir that holds a checkpoint is resumed.
+Everything that can reject the config (task, model, objective, optimizer, devices,
+workdir rules) runs before anything is written or compiled. The run then checkpoints on
+an interval and at the end, and a workdir that holds a checkpoint is resumed.
+
+What is trained and how (the state, the steps, the metrics) belongs to the run's
+objective (attn_research/objectives/, `config.objective`); this loop only drives it.
 """
 from __future__ import annotations
 
@@ -21,12 +24,14 @@ from tqdm.auto import tqdm
 from attn_research.data import get_task
 from attn_research.data.base import bucket_boundaries, trim_to_bucket
 from attn_research.models import count_params, get_model
-from attn_research.train import checkpoint as ckpt_lib
-from attn_research.train.optim import make_optimizer
+from attn_research.objectives import get_objective
+from attn_research.workdir import checkpoint as ckpt_lib
 from attn_research.train.parallel import DataParallel
-from attn_research.train.provenance import forward_flops, peak_bytes, provenance
-from attn_research.train.steps import make_steps
+from attn_research.measure import forward_flops, peak_bytes, provenance
 from attn_research.train.writer import MetricWriter
+from attn_research.workdir import (CHECKPOINTS, CHECKPOINTS_BEST, CONFIG, SUMMARY, DirectoryLock,
+                                   check_writable, write_json)
+from attn_research.workdir.best import BestCheckpoint, check_keep_best
 
 
 def _check_train_config(tc):
@@ -59,18 +64,21 @@ class _Window:
     self.steps.append(step)
     self.metrics.append(metrics)
 
-  def flush(self, writer, latest_ckpt):
-    """Writes the window's mean; raises FloatingPointError at the first non-finite step."""
+  def flush(self, writer, latest_ckpt, finite_metrics=("loss", "grad_norm")):
+    """Writes the window's mean; raises FloatingPointError at the first step where one
+    of finite_metrics is not finite."""
     if not self.steps:
       return None
     steps, host = self.steps, self.metrics
     self.steps, self.metrics = [], []  # taken first: an interrupt below cannot log twice
     host = jax.device_get(host)
     for step, m in zip(steps, host):
-      if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
+      bad = [k for k in finite_metrics if k in m and not np.isfinite(m[k])]
+      if bad:
         writer.write(step, "train", m)
+        values = ", ".join(f"{k} {m[k]}" for k in finite_metrics if k in m)
         raise FloatingPointError(
-            f"non-finite training loss {m['loss']} (grad norm {m['grad_norm']}) at step {step}; "
+            f"non-finite training {' and '.join(bad)} ({values}) at step {step}; "
             f"the run stopped without saving; last good checkpoint: step {latest_ckpt}")
     mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
     writer.write(steps[-1], "train", mean)
@@ -88,81 +96,100 @@ def _train_step_peak_bytes(train_step, state, batch_specs, rng):
 def prepare(config, workdir, *, max_length=None):
   """Builds task, model, optimizer and devices and applies the workdir rules, writing
   nothing: every bad setting raises here, before any compilation. max_length builds the
-  model for sequences longer than the task's (length extrapolation, extrapolate.py)."""
+  model for sequences longer than the task's (length extrapolation, modes/extrapolation.py)."""
   tc = config.train
   _check_train_config(tc)
+  check_writable(workdir)  # an unwritable --workdir ends here, before compiling
+  check_keep_best(tc.get("keep_best", ""))  # "" (off), "accuracy" or "loss"
   task = get_task(config.data)
   info = task.info if max_length is None else dataclasses.replace(task.info,
                                                                  max_length=max_length)
   # Built under one jit: eager initialisation would compile every initializer apart.
   model = nnx.jit(lambda: get_model(config.model, info,
                                     rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1)))()
-  tx, schedule = make_optimizer(tc)
+  objective = get_objective(config, model)
   dp = DataParallel(tc.batch_size)
   if tc.eval_batch_size % dp.num_devices:
     raise ValueError(f"train.eval_batch_size={tc.eval_batch_size} must be a multiple of "
                      f"the {dp.num_devices} devices")
   return types.SimpleNamespace(config=config, workdir=_prepare_workdir(config, workdir),
-                               task=task, model=model, tx=tx, schedule=schedule, dp=dp)
+                               task=task, model=model, objective=objective, dp=dp)
 
 
 def initial_state(p):
-  """(graphdef, rest, state) of a prepared run: the model split, and its parameters and
-  fresh optimiser state replicated on the devices as {step, params, opt_state}."""
-  graphdef, params, rest = nnx.split(p.model, nnx.Param, ...)
-  state = p.dp.replicate({"step": jnp.zeros((), jnp.int32), "params": params,
-                          "opt_state": p.tx.init(params)})
-  return graphdef, rest, state
+  """The objective's fresh state of a prepared run, replicated on the devices."""
+  return p.dp.replicate(p.objective.initial_state())
 
 
-def jit_steps(p, graphdef, rest):
-  """(train_step, eval_step) jitted once with the run's shardings; train_step donates
-  the state it is given."""
-  train_fn, eval_fn, _ = make_steps(graphdef, rest, p.tx, p.schedule)
+def jit_steps(p):
+  """(train_step, eval_step) of the run's objective, jitted once with the run's
+  shardings; train_step donates the state it is given."""
   dp = p.dp
-  train_step = jax.jit(train_fn, in_shardings=(dp.replicated, dp.batch_sharding, dp.replicated),
+  train_step = jax.jit(p.objective.train_step,
+                       in_shardings=(dp.replicated, dp.batch_sharding, dp.replicated),
                        out_shardings=(dp.replicated, dp.replicated), donate_argnums=(0,))
-  eval_step = jax.jit(eval_fn, in_shardings=(dp.replicated, dp.batch_sharding),
+  eval_step = jax.jit(p.objective.eval_step, in_shardings=(dp.replicated, dp.batch_sharding),
                       out_shardings=dp.replicated)
   return train_step, eval_step
 
 
+def evaluate(p, eval_step, state, task=None, buckets=None) -> dict:
+  """The objective's metrics over the evaluation set of task (default: the run's)."""
+  totals = None
+  for batch in (task or p.task).eval_batches(p.config.train.eval_batch_size):
+    if buckets is not None:
+      batch = trim_to_bucket(batch, buckets)
+    sums = eval_step(state, p.dp.shard_batch(batch))
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  return p.objective.reduce_eval(jax.device_get(totals))
+
+
+def _postfix(objective, train, evaluation):
+  shown = {k: f"{train[k]:.3f}" for k in objective.progress_metrics if k in (train or {})}
+  shown.update({f"eval_{k}": f"{evaluation[k]:.3f}" for k in objective.progress_metrics
+                if k in (evaluation or {})})
+  return shown
+
+
 def run(config, workdir, *, progress: bool = True, desc: str | None = None,
         prepared=None) -> dict:
-  """Trains config.model on config.data as config.train says; returns the summary."""
+  """Trains config.model on config.data as config.train says; returns the summary.
+  The workdir is locked for the run (workdir/lock.py): a second process is refused."""
   p = prepared or prepare(config, workdir)
-  tc, task, model, tx, schedule, dp, workdir = (config.train, p.task, p.model, p.tx,
-                                                p.schedule, p.dp, p.workdir)
-  graphdef, rest, state = initial_state(p)
+  with DirectoryLock(p.workdir):  # held to the end, released however run ends
+    return _run_locked(config, p.workdir, progress=progress, desc=desc, prepared=p)
+
+
+def _run_locked(config, workdir, *, progress: bool = True, desc: str | None = None,
+                prepared=None) -> dict:
+  """run()'s body, with the workdir's lock held."""
+  p = prepared or prepare(config, workdir)
+  tc, task, model, objective, dp, workdir = (config.train, p.task, p.model, p.objective,
+                                             p.dp, p.workdir)
+  state = initial_state(p)
   num_params = count_params(model)
   workdir.mkdir(parents=True, exist_ok=True)
-  checkpointer = ckpt_lib.Checkpointer(workdir / "checkpoints", tc.keep_checkpoints)
-  start = checkpointer.latest_step()
-  if start is not None:
-    state = checkpointer.restore(dp.abstract(state))
+  checkpointer = ckpt_lib.Checkpointer(workdir / CHECKPOINTS, tc.keep_checkpoints)
+  start = None
+  if checkpointer.latest_step() is not None:
+    state = checkpointer.restore(dp.abstract(state))  # skips unreadable steps
+    start = checkpointer.restored_step
     if int(state["step"]) != start:
       raise RuntimeError(f"checkpoint {start} holds step {int(state['step'])}")
-  (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-  writer = MetricWriter(workdir, resume_step=start or 0)
+  write_json(workdir / CONFIG, config.to_dict())  # atomic: a crash leaves the old or the new
   start = start or 0
-  summary_path = workdir / "summary.json"
+  summary_path = workdir / SUMMARY
   if start >= tc.num_steps and summary_path.exists():
     checkpointer.close()
     print(f"{workdir}: already trained to step {start}; summary unchanged")
     return json.loads(summary_path.read_text())
+  writer = MetricWriter(workdir, resume_step=start)
 
-  train_step, eval_step = jit_steps(p, graphdef, rest)
+  best = (BestCheckpoint(workdir / CHECKPOINTS_BEST, tc.keep_best)
+          if tc.get("keep_best") else None)
+  train_step, eval_step = jit_steps(p)
   base_key = jax.random.key(config.seed)
   buckets = bucket_boundaries(task.info.max_length, tc.length_buckets)
-
-  def evaluate(params):
-    totals = None
-    for batch in task.eval_batches(tc.eval_batch_size):
-      sums = eval_step(params, dp.shard_batch(trim_to_bucket(batch, buckets)))
-      totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    totals = jax.device_get(totals)
-    count = max(float(totals["count"]), 1.0)
-    return {"loss": float(totals["loss"]) / count, "accuracy": float(totals["accuracy"]) / count}
 
   window, last_train, last_eval = _Window(), None, None
   bar = tqdm(total=tc.num_steps, initial=start, desc=desc or config.model.name,
@@ -195,14 +222,18 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
       last = done == tc.num_steps
       do_eval, do_ckpt = last or done % tc.eval_every == 0, last or done % tc.checkpoint_every == 0
       if last or done % tc.log_every == 0 or do_eval or do_ckpt:
-        last_train = window.flush(writer, checkpointer.latest_step()) or last_train
-        bar.set_postfix(loss=f"{last_train['loss']:.3f}", acc=f"{last_train['accuracy']:.3f}")
+        last_train = (window.flush(writer, checkpointer.latest_step(), objective.finite_metrics)
+                      or last_train)
+        bar.set_postfix(_postfix(objective, last_train, None))
       if do_eval:
         t0 = time.perf_counter()
-        last_eval = evaluate(state["params"])
+        last_eval = evaluate(p, eval_step, state, buckets=buckets)
         eval_seconds += time.perf_counter() - t0
         writer.write(done, "eval", last_eval)
-        bar.set_postfix(loss=f"{last_train['loss']:.3f}", eval_acc=f"{last_eval['accuracy']:.3f}")
+        if best is not None:
+          best.offer(done, state, last_eval)
+        writer.write_params(done, state["params"])  # TensorBoard: parameter norms
+        bar.set_postfix(_postfix(objective, last_train, last_eval))
       if do_ckpt:
         checkpointer.save(done, state)
     jax.block_until_ready(state)
@@ -210,7 +241,7 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
     done = int(state["step"])
     latest = checkpointer.latest_step()
     if latest is None or done > latest:
-      window.flush(writer, latest)  # refuses to save a non-finite state
+      window.flush(writer, latest, objective.finite_metrics)  # refuses a non-finite state
       checkpointer.save(done, state)
     print(f"\ninterrupted at step {done}; checkpoint saved in {workdir}/checkpoints; "
           "run the same command again to resume")
@@ -218,22 +249,28 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
   finally:
     bar.close()
     checkpointer.close()  # waits for saves in flight, whatever stopped the loop
+    if best is not None:
+      best.close()
+    writer.close()  # writes out the TensorBoard events still queued
   t_end = time.perf_counter()
   timed_steps = tc.num_steps - start - 1
   train_seconds = (t_end - t_first - eval_seconds) if t_first is not None else 0.0
   steps_per_s = timed_steps / train_seconds if timed_steps > 0 and train_seconds > 0 else None
   example = task.train_batch(0, 1, config.seed)
   summary = {
-      "model": config.model.name, "task": config.data.name, "step": tc.num_steps,
+      "model": config.model.name, "task": config.data.name,
+      "objective": config.get("objective", "classification"), "step": tc.num_steps,
       "resumed_from_step": start, "final_eval": last_eval, "final_train": last_train,
+      "best_eval": best.best if best is not None else None,
       "params": num_params,
-      "flops_per_example": forward_flops(graphdef, state["params"], rest, example),
+      "flops_per_example": forward_flops(objective.forward, state["params"], example),
       "train_step_peak_bytes": _train_step_peak_bytes(train_step, state, batch_specs, base_key),
       "steps_per_second": steps_per_s,
       "train_examples_per_second": None if steps_per_s is None else steps_per_s * tc.batch_size,
       "wall_time_s": t_end - t_begin,
       "train_step_compilations": train_step._cache_size(),
+      **objective.summary_fields(state),
       **provenance(dp.num_devices),
   }
-  summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+  write_json(summary_path, summary)  # atomic: a sweep takes its existence as "finished"
   return summary

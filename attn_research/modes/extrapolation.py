@@ -1,4 +1,5 @@
-"""Length extrapolation: train at length L, evaluate at multiples of L, per position encoding.
+"""Run mode `extrapolation`: train at length L, evaluate at multiples of L, per position
+encoding.
 
 run_extrapolation(config, workdir) trains config.model once per encoding of
 config.extrapolation.encodings (`model.position`, one workdir each, with the one training
@@ -21,16 +22,14 @@ import pathlib
 import re
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-from flax import nnx
 
 from attn_research.data import get_task
-from attn_research.nn.positional import POSITIONAL
+from attn_research.modes.base import register_mode
+from attn_research.nn.positions import POSITIONAL
 from attn_research.report.extrapolation import write_extrapolation
-from attn_research.train import checkpoint as ckpt_lib
-from attn_research.train.loop import prepare, run
-from attn_research.train.steps import make_steps
+from attn_research.train.loop import evaluate, prepare, run
+from attn_research.train.restore import restore_state
 
 # Data settings multiplied by the factor to make a task's sequences factor times longer.
 LENGTH_SETTINGS = {"associative_recall": ("num_pairs", "num_queries"), "sort": ("length",)}
@@ -55,6 +54,7 @@ def encoding_config(config, encoding: str, factors):
   single = copy.deepcopy(config)
   with single.unlocked():
     single.model.position = encoding
+    single.mode = "single"
     single.extrapolation = ml_collections.ConfigDict(dict(encodings=(encoding,),
                                                           factors=tuple(factors)))
   single.lock()
@@ -76,28 +76,6 @@ def _check(encodings, factors):
       or list(factors) != sorted(set(factors)) or factors[0] != 1):
     raise ValueError(f"extrapolation.factors={tuple(factors)} must be increasing positive ints "
                      "starting at 1 (the training length)")
-
-
-def _trained_params(p):
-  """(graphdef, params, rest) with the params of the run's last checkpoint."""
-  graphdef, params, rest = nnx.split(p.model, nnx.Param, ...)
-  state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": p.tx.init(params)}
-  checkpointer = ckpt_lib.Checkpointer(p.workdir / "checkpoints", p.config.train.keep_checkpoints)
-  try:
-    return graphdef, checkpointer.restore(p.dp.abstract(state))["params"], rest
-  finally:
-    checkpointer.close()
-
-
-def evaluate(eval_step, params, task, batch_size: int, dp) -> dict:
-  """Mean loss and accuracy over task's evaluation set."""
-  totals = None
-  for batch in task.eval_batches(batch_size):
-    sums = eval_step(params, dp.shard_batch(batch))
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  totals = jax.device_get(totals)
-  count = max(float(totals["count"]), 1.0)
-  return {"loss": float(totals["loss"]) / count, "accuracy": float(totals["accuracy"]) / count}
 
 
 def run_extrapolation(config, workdir, encodings=None, factors=None, *, progress: bool = True):
@@ -128,11 +106,10 @@ def run_extrapolation(config, workdir, encodings=None, factors=None, *, progress
     # At L the run's own final evaluation (same task, same evaluation set) is the result.
     evals = [dict(factor=1, length=train_length, **summary["final_eval"])]
     if len(factors) > 1:
-      graphdef, params, rest = _trained_params(p)
-      _, eval_fn, _ = make_steps(graphdef, rest, p.tx, p.schedule)
-      eval_step = jax.jit(eval_fn)
+      state = restore_state(p)
+      eval_step = jax.jit(p.objective.eval_step)
       evals += [dict(factor=f, length=task.info.max_length,
-                     **evaluate(eval_step, params, task, p.config.train.eval_batch_size, p.dp))
+                     **evaluate(p, eval_step, state, task=task))
                 for f, task in tasks.items() if f > 1]
     results[encoding] = {"workdir": str(p.workdir), "params": summary["params"],
                          "train_length": train_length, "steps": summary["step"],
@@ -141,3 +118,9 @@ def run_extrapolation(config, workdir, encodings=None, factors=None, *, progress
       {"task": config.data.name, "num_classes": tasks[1].info.num_classes,
        "results": results}, indent=2) + "\n")
   return results, write_extrapolation(workdir)
+
+
+@register_mode("extrapolation")
+def extrapolation_mode(config, workdir, *, progress: bool = True) -> str:
+  _, (table, png) = run_extrapolation(config, workdir, progress=progress)
+  return f"\n{table}\n\nplot: {png}\ntable: {pathlib.Path(workdir) / 'extrapolation.md'}"

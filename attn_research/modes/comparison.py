@@ -1,5 +1,10 @@
-"""A comparison: the same task and training settings, several models, one or more seeds,
-one workdir per model and seed, then one report (report/comparison.py).
+"""Run mode `comparison`: the same task and training settings, several models, one or
+more seeds, one workdir per model and seed, then one report (report/comparison.py).
+
+A comparison config (experiment.make_comparison) holds `models` (a complete model
+section each), `budget` and `num_seeds` instead of `model`. `comparison_runs` turns it
+into the list of complete single-run configs once, after the budget has solved the
+widths; nothing reshapes them afterwards.
 
 Layout: WORKDIR/<model>/ with one seed (`num_seeds=1`, the default; as before), and
 WORKDIR/<model>/seed_<s>/ with several; the seeds are config.seed, config.seed + 1, ...
@@ -20,10 +25,12 @@ from flax import nnx
 from attn_research.data import get_task
 from attn_research.models import budget as budget_lib
 from attn_research.models import get_model
+from attn_research.modes.base import register_mode
 from attn_research.report.comparison import write_comparison
-from attn_research.report.files import read_config
+from attn_research.workdir import read_config
 from attn_research.train.loop import prepare, run
-from attn_research.train.provenance import forward_flops
+from attn_research.objectives.base import apply_model
+from attn_research.measure import unrolled_flops
 
 # Settings of the comparison, not of any one run: left out of each run's config.json
 # (the solved widths are in each run's model settings).
@@ -58,6 +65,7 @@ def model_run_config(config, name, seed=None, stored=None):
       if key in single:
         del single[key]
     single.model = config.models[name]
+    single.mode = "single"
     if seed is not None:
       single.seed = seed
     if stored is not None and "budget" in stored:
@@ -70,7 +78,10 @@ def model_flops(model_cfg, task_info, example):
   """FLOPs per example of the model's forward pass, from lowering an abstract model."""
   model = nnx.eval_shape(lambda: get_model(model_cfg, task_info, rngs=nnx.Rngs(0)))
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  return forward_flops(graphdef, params, rest, example)
+  # rest is abstract here (eval_shape): it goes in as an argument, not a constant.
+  return unrolled_flops(lambda params, rest, batch: apply_model(graphdef, params, rest, batch,
+                                                                train=False),
+                        params, rest, example)
 
 
 def _solve(config, task_info, kind, target, measure):
@@ -135,6 +146,18 @@ def apply_budget(config):
   return counts
 
 
+def comparison_runs(config, workdir) -> dict:
+  """{(model, seed): (complete single-run config, its workdir)} of a comparison whose
+  budget has been applied: built once, in model then seed order."""
+  seed_list = seeds(config)
+  runs = {}
+  for name in config.models:
+    for seed in seed_list:
+      where = run_dir(pathlib.Path(workdir) / name, seed, len(seed_list))
+      runs[name, seed] = (model_run_config(config, name, seed, read_config(where)), where)
+  return runs
+
+
 def run_comparison(config, workdir, *, progress: bool = True):
   """Runs every model of config.models once per seed, then writes the report.
   Returns ({(model, seed): summary}, (table, png path)).
@@ -145,15 +168,17 @@ def run_comparison(config, workdir, *, progress: bool = True):
   workdir = pathlib.Path(workdir)
   seed_list = seeds(config)
   apply_budget(config)
-  prepared = {}
-  for name in config.models:
-    for seed in seed_list:
-      where = run_dir(workdir / name, seed, len(seed_list))
-      single = model_run_config(config, name, seed, read_config(where))
-      prepared[name, seed] = prepare(single, where)
+  prepared = {key: prepare(single, where)
+              for key, (single, where) in comparison_runs(config, workdir).items()}
   summaries = {}
   for (name, seed), p in prepared.items():
     desc = name if len(seed_list) == 1 else f"{name} seed {seed}"
     summaries[name, seed] = run(p.config, p.workdir, progress=progress, desc=desc, prepared=p)
   runs = {name: [prepared[name, s].workdir for s in seed_list] for name in config.models}
   return summaries, write_comparison(workdir, runs)
+
+
+@register_mode("comparison")
+def comparison_mode(config, workdir, *, progress: bool = True) -> str:
+  _, (table, png) = run_comparison(config, workdir, progress=progress)
+  return f"\n{table}\n\nlearning curves: {png}\ntable: {pathlib.Path(workdir) / 'comparison.md'}"

@@ -9,6 +9,7 @@ import numpy as np
 from attn_research.models.inspect import attention_weights
 from attn_research.report.attention_maps import write_attention_report
 from attn_research.train.restore import load_trained
+from attn_research.train.writer import add_images
 
 
 def first_eval_example(task):
@@ -37,7 +38,9 @@ def save_attention_maps(workdir, *, example=None) -> list:
   if coords is not None:
     arrays["coords"] = coords
   np.savez(workdir / "attention_maps.npz", **arrays)
-  return write_attention_report(workdir / "attention_maps.npz")
+  pngs = write_attention_report(workdir / "attention_maps.npz")
+  add_images(workdir, pngs)  # beside the run's curves in TensorBoard
+  return pngs
 
 
 def image_coordinates(info, t):
