@@ -15,8 +15,9 @@ are random arrays passed as arguments, so they count as argument memory; gradien
 taken with respect to q, k, v only.
 Times are the median of --repeats runs after one warm-up, each ended by block_until_ready;
 a config stops repeating once its timed runs pass --max-seconds (at least one timed run).
-Memory is XLA's compiled estimate (memory_analysis: temp + argument + output bytes), so it is
-known without running; a config whose estimate exceeds --max-gib is compiled but not run.
+Memory is XLA's compiled estimate (measure/memory.py: argument + output + temp - aliased
+bytes; nothing is donated here, so none alias), known without running; a config whose
+estimate exceeds --max-gib is compiled but not run.
 TFLOP/s follow the FlashAttention convention: fwd = 4 B T^2 H D, fwd+bwd = 3.5 x fwd; they
 are given for the softmax rows only ("-" for kernels that do other work).
 The two closing lines check the CPU targets: chunked fwd+bwd peak memory at T=16384 at least
@@ -32,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attn_research import profiling
+from attn_research import measure as measure_lib
 from attn_research.kernels import additive_attention, dot_product_attention, linear_attention
 from attn_research.kernels.graph import gat_attention
 from attn_research.kernels.linformer import linformer_attention
@@ -124,9 +125,9 @@ def attention_fn(impl, pass_):
 
 
 def compile_with_memory(fn, shape, dtype, params=()):
-  """(compiled executable, peak bytes = temp + argument + output) without running it."""
+  """(compiled executable, peak bytes: measure.peak_bytes) without running it."""
   x = jax.ShapeDtypeStruct(shape, dtype)
-  return profiling.compile_with_memory(fn, x, x, x, *params)
+  return measure_lib.compile_with_memory(fn, x, x, x, *params)
 
 
 def flops(batch, length, heads, head_dim, pass_):
@@ -144,7 +145,8 @@ def measure(impl, pass_, args, qkv):
     return {"bytes": None, "seconds": None, "note": f"unsupported: {e}".split(";")[0]}
   if peak > args.max_gib * 2**30:
     return {"bytes": peak, "seconds": None, "note": f"skipped (needs {peak / 2**30:.1f} GiB)"}
-  seconds = profiling.median_seconds(compiled, qkv + params, args.repeats, args.max_seconds)
+  seconds = measure_lib.median_seconds(compiled, qkv + params, args.repeats,
+                                       args.max_seconds)
   return {"bytes": peak, "seconds": seconds, "note": ""}
 
 

@@ -34,21 +34,17 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
-from flax import nnx
 
 from attn_research.config import load_config
-from attn_research.train.loop import prepare
-from attn_research.train.steps import make_steps
+from attn_research.train.loop import initial_state, prepare
 
 
 def compiled_step(config):
   """(seconds of the first call, parameter count, run(n) -> seconds for n more steps)."""
   p = prepare(config, tempfile.mkdtemp())
-  graphdef, params, rest = nnx.split(p.model, nnx.Param, ...)
-  train_fn, _, _ = make_steps(graphdef, rest, p.tx, p.schedule)
-  step = jax.jit(train_fn, donate_argnums=(0,))
-  box = [{"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": p.tx.init(params)}]
+  step = jax.jit(p.objective.train_step, donate_argnums=(0,))
+  box = [initial_state(p)]
+  num_params = sum(x.size for x in jax.tree.leaves(box[0]["params"]))
   batch = p.dp.shard_batch(p.task.train_batch(0, config.train.batch_size, config.seed))
   key = jax.random.key(0)
 
@@ -60,7 +56,7 @@ def compiled_step(config):
     return time.perf_counter() - t0
 
   first = run(1)
-  return first, sum(x.size for x in jax.tree.leaves(params)), run
+  return first, num_params, run
 
 
 def main():

@@ -4,7 +4,7 @@
       [--d-model 64] [--layers 1] [--heads 4] [--new-tokens 64] [--repeats 3]
       [--min-time 1] [--batch 1] [--recompute-budget 60]
 
-What is timed and how: attn_research/models/generation_speed.py.
+What is timed and how: attn_research/measure/generation.py.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import os
 
 import jax
 
-from attn_research.models.generation_speed import LENGTHS, METHODS, measure, table
+from attn_research.measure.generation import LENGTHS, METHODS, measure, table
 
 
 def main():

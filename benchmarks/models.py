@@ -10,7 +10,7 @@ with the config's optimizer, jitted as the loop jits it, state donated):
   train examples/s  batch / median seconds of --repeats timed steps after a compiling
                     and a warm-up step;
   MFLOPs/example    the forward pass of one example (XLA cost analysis, scans unrolled:
-                    train/provenance.py), so forward GFLOP/s = examples/s x FLOPs/example
+                    measure/flops.py), so forward GFLOP/s = examples/s x FLOPs/example
                     says how well a family uses the machine (a train step costs about 3x);
   peak memory       XLA's compile-time estimate for the train step (argument + output +
                     temp - donated bytes), known before anything runs.
@@ -39,9 +39,9 @@ import jax
 
 from attn_research import compile_cache, kernels
 from attn_research.config import load_config
-from attn_research.train.compare import model_run_config
+from attn_research.modes.comparison import model_run_config
 from attn_research.train.loop import initial_state, jit_steps, prepare
-from attn_research.train.provenance import forward_flops, peak_bytes
+from attn_research.measure import forward_flops, peak_bytes
 
 MIB = 2**20
 
@@ -102,14 +102,15 @@ def measure_row(config, name, overrides, length, batch_size, repeats):
     cfg.model.update(overrides)
     cfg.train.batch_size = batch_size
   p = prepare(cfg, tempfile.mkdtemp())
-  graphdef, rest, state = initial_state(p)
-  step, _ = jit_steps(p, graphdef, rest)
+  state = initial_state(p)
+  step, _ = jit_steps(p)
   dp = p.dp
   batch = dp.shard_batch(p.task.train_batch(0, batch_size, cfg.seed))
   key = jax.random.key(cfg.seed)
   compiled = step.lower(state, batch, key).compile()
   num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
-  flops = forward_flops(graphdef, state["params"], rest, p.task.train_batch(0, 1, cfg.seed))
+  flops = forward_flops(p.objective.forward, state["params"],
+                        p.task.train_batch(0, 1, cfg.seed))
   state, _ = compiled(state, batch, key)  # warm-up
   jax.block_until_ready(state)
   times = []

@@ -23,14 +23,14 @@ import jax
 
 from attn_research import compile_cache
 from attn_research.config import load_config
-from attn_research.train.compare import model_run_config
+from attn_research.modes.comparison import model_run_config
 from attn_research.train.loop import initial_state, jit_steps, prepare, run
 
 
 def bare_steps_per_second(config, steps: int) -> float:
   p = prepare(config, tempfile.mkdtemp())
-  graphdef, rest, state = initial_state(p)
-  step, _ = jit_steps(p, graphdef, rest)
+  state = initial_state(p)
+  step, _ = jit_steps(p)
   dp = p.dp
   batch = dp.shard_batch(p.task.train_batch(0, config.train.batch_size, config.seed))
   key = jax.random.key(0)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import statistics
 
-from attn_research.report.files import read_config, read_metrics, read_summary
+from attn_research.workdir import read_config, read_metrics, read_summary
 from attn_research.report.plotting import pyplot, save
+from attn_research.report.stats import summarize
+from attn_research.report.table import markdown_table
 
 COLUMNS = ("model", "parameters", "MFLOPs/example", "peak train-step memory (MiB)",
            "train examples/s", "eval accuracy (mean ± std)", "wall time (s)")
@@ -24,24 +25,7 @@ def _fmt(x, spec):
 
 
 def _mean(values):
-  values = [v for v in values if v is not None]
-  return statistics.fmean(values) if values else None
-
-
-def mean_std(values):
-  """(mean, sample std or None, n) over the values that are not None."""
-  values = [v for v in values if v is not None]
-  if not values:
-    return None, None, 0
-  std = statistics.stdev(values) if len(values) > 1 else None
-  return statistics.fmean(values), std, len(values)
-
-
-def format_mean_std(values, spec=".4f"):
-  mean, std, n = mean_std(values)
-  if mean is None:
-    return "n/a"
-  return (f"{mean:{spec}}" + ("" if std is None else f" ± {std:{spec}}")) + f" (n={n})"
+  return summarize(values).mean
 
 
 def _runs_by_model(runs: dict) -> dict:
@@ -76,24 +60,18 @@ def comparison_rows(runs: dict):
     flops, peak = st["flops_per_example"], st["train_step_peak_bytes"]
     rows.append((name, f"{st['params']:,}", _fmt(None if flops is None else flops / 1e6, ".2f"),
                  _fmt(None if peak is None else peak / MIB, ",.1f"),
-                 _fmt(st["train_examples_per_second"], ",.0f"), format_mean_std(st["accuracy"]),
+                 _fmt(st["train_examples_per_second"], ",.0f"),
+                 summarize(st["accuracy"]).format(show_n=True),
                  _fmt(st["wall_time_s"], ".1f")))
   return rows
-
-
-def markdown_table(columns, rows):
-  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-  return "\n".join(lines)
 
 
 def mean_curve(run_dirs, split, key):
   """(steps, mean, std) of a metric over the runs, at the steps every run logged."""
   per_run = [{r["step"]: r[key] for r in read_metrics(d, split) if key in r} for d in run_dirs]
   steps = sorted(set.intersection(*(set(c) for c in per_run))) if per_run else []
-  values = [[c[s] for c in per_run] for s in steps]
-  return (steps, [statistics.fmean(v) for v in values],
-          [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values])
+  stats = [summarize([c[s] for c in per_run]) for s in steps]
+  return steps, [st.mean for st in stats], [st.std or 0.0 for st in stats]
 
 
 def plot_comparison(runs: dict, path):
@@ -117,12 +95,12 @@ def plot_comparison(runs: dict, path):
       ax_acc.fill_between(steps, [a - s for a, s in zip(acc, std)],
                           [a + s for a, s in zip(acc, std)], color=color, alpha=0.2)
     st = model_stats(run_dirs)
-    mean, sd, n = mean_std(st["accuracy"])
-    if st["flops_per_example"] is None or mean is None:
+    final = summarize(st["accuracy"])
+    if st["flops_per_example"] is None or final.mean is None:
       missing.append(name)
       continue
-    ax_flops.errorbar([st["flops_per_example"]], [mean], yerr=[sd or 0.0], fmt="o", capsize=4,
-                      color=color, label=f"{name} (n={n})")
+    ax_flops.errorbar([st["flops_per_example"]], [final.mean], yerr=[final.std or 0.0],
+                      fmt="o", capsize=4, color=color, label=f"{name} (n={final.n})")
   n_seeds = max(len(d) for d in by_model.values())
   ax_loss.set(xlabel="step", ylabel="cross-entropy", yscale="log",
               title="loss" + (f" (mean of {n_seeds} seeds)" if n_seeds > 1 else ""))

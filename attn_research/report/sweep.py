@@ -25,11 +25,10 @@ import pathlib
 import re
 import sys
 
-import numpy as np
-
-from attn_research.report.comparison import markdown_table
-from attn_research.report.files import read_summary
+from attn_research.workdir import SUMMARY, read_summary
 from attn_research.report.plotting import pyplot
+from attn_research.report.stats import summarize
+from attn_research.report.table import markdown_table
 
 SWEEP_FILE, LOG_FILE, EXIT_FILE = "sweep.json", "log.txt", "sweep_exit.json"
 REPLICATE_KEY = "seed"  # runs that differ only in it are repeats of one setting
@@ -62,7 +61,7 @@ def read_sweep(sweep_dir):
                        log=str(workdir / LOG_FILE))
     exit_info = (json.loads((workdir / EXIT_FILE).read_text())
                  if (workdir / EXIT_FILE).exists() else {})
-    if (workdir / "summary.json").exists():
+    if (workdir / SUMMARY).exists():
       summary = read_summary(workdir)
       result.status, result.eval = "ok", summary.get("final_eval") or {}
       result.params, result.wall_time_s = summary.get("params"), summary.get("wall_time_s")
@@ -108,16 +107,6 @@ def group_by_setting(record, results):
   return keys, groups
 
 
-def mean_std(values):
-  """'0.6000 ± 0.1414' (sample std), '0.8000' for one value, 'n/a' for none."""
-  values = [v for v in values if v is not None]
-  if not values:
-    return "n/a"
-  if len(values) == 1:
-    return f"{values[0]:.4f}"
-  return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
-
-
 def settings_table(record, results):
   keys, groups = group_by_setting(record, results)
   metrics = eval_metrics(results)
@@ -128,9 +117,9 @@ def settings_table(record, results):
     params = sorted({r.params for r in done if r.params is not None})
     walls = [r.wall_time_s for r in done if r.wall_time_s is not None]
     rows.append((*(_show(members[0].settings[k]) for k in keys), n,
-                 *(mean_std([r.eval.get(m) for r in done]) for m in metrics),
+                 *(summarize(r.eval.get(m) for r in done).format() for m in metrics),
                  _range(params),
-                 f"{np.mean(walls):.1f}" if walls else "n/a"))
+                 f"{summarize(walls).mean:.1f}" if walls else "n/a"))
   columns = [*keys, "n", *(f"eval {m}" for m in metrics), "params", "wall time (s)"]
   return markdown_table(columns, rows)
 
@@ -189,8 +178,9 @@ def plot_axes(sweep_dir, record, results, metric):
     for j, (label, by_x) in enumerate(series.items()):
       xs = sorted(by_x)
       offset = (j - (len(series) - 1) / 2) * width
-      ax.errorbar([x + offset for x in xs], [np.mean(by_x[x]) for x in xs],
-                  yerr=[np.std(by_x[x], ddof=1) if len(by_x[x]) > 1 else 0.0 for x in xs],
+      points_stats = [summarize(by_x[x]) for x in xs]
+      ax.errorbar([x + offset for x in xs], [st.mean for st in points_stats],
+                  yerr=[st.std or 0.0 for st in points_stats],
                   fmt="o-" if numeric else "o", capsize=3, label=label)
     ax.set_xticks(range(len(points)), [_show(p if len(p) > 1 else p[0])
                                        for p in axis["values"]])

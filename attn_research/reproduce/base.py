@@ -20,7 +20,8 @@ import time
 import jax
 
 from attn_research.registry import Registry, check_choice
-from attn_research.report.comparison import markdown_table  # noqa: F401  (re-exported)
+from attn_research.report.table import markdown_table  # noqa: F401  (re-exported)
+from attn_research.workdir import SUMMARY, DirectoryLock
 
 TIERS = ("tiny", "full")
 SMOKE = "smoke"  # seconds-long sizes for the tests; not offered on the command line
@@ -69,7 +70,7 @@ def _archive_other_tier(out_dir: pathlib.Path, tier: str):
 
 def finished_runs(out_dir: pathlib.Path, tier: str) -> int:
   """Training runs of this tier already finished (they are reused, not retrained)."""
-  return sum(1 for _ in (out_dir / "runs" / tier).rglob("summary.json"))
+  return sum(1 for _ in (out_dir / "runs" / tier).rglob(SUMMARY))
 
 
 def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, seconds: float,
@@ -97,17 +98,19 @@ def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, se
 
 
 def reproduce(name: str, tier: str = "tiny", reports_dir="reports") -> pathlib.Path:
-  """Runs one reproduction and writes reports/NAME/; returns that directory."""
+  """Runs one reproduction and writes reports/NAME/; returns that directory. A second
+  process reproducing the same NAME into the same reports dir is refused at once
+  (DirectoryInUseError naming the first one's pid and host)."""
   check_tier(tier)
   run_fn = REPRODUCTIONS.get(name)
   out_dir = pathlib.Path(reports_dir) / name
-  out_dir.mkdir(parents=True, exist_ok=True)
-  _archive_other_tier(out_dir, tier)
-  reused = finished_runs(out_dir, tier)
-  start = time.perf_counter()
-  report = run_fn(tier, out_dir)
-  missing = [f for f in report.figures if not (out_dir / f).exists()]
-  if missing:
-    raise RuntimeError(f"reproduction {name!r} promised figures it did not write: {missing}")
-  write_report(name, tier, out_dir, report, time.perf_counter() - start, reused)
+  with DirectoryLock(out_dir, what="report directory"):  # creates out_dir
+    _archive_other_tier(out_dir, tier)
+    reused = finished_runs(out_dir, tier)
+    start = time.perf_counter()
+    report = run_fn(tier, out_dir)
+    missing = [f for f in report.figures if not (out_dir / f).exists()]
+    if missing:
+      raise RuntimeError(f"reproduction {name!r} promised figures it did not write: {missing}")
+    write_report(name, tier, out_dir, report, time.perf_counter() - start, reused)
   return out_dir

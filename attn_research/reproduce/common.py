@@ -5,8 +5,9 @@ from __future__ import annotations
 import pathlib
 
 from attn_research.config import load_config
-from attn_research.report.files import read_metrics, read_summary
+from attn_research.workdir import read_metrics, read_summary
 from attn_research.report.plotting import pyplot, save
+from attn_research.report.stats import summarize
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,7 @@ def runs_dir(out_dir, tier: str) -> pathlib.Path:
 def train_models(config, workdir) -> dict:
   """Trains every model of a comparison config (workdir/<model>/ each, resumed when
   present); returns {model: summary}."""
-  from attn_research.train.compare import run_comparison
+  from attn_research.modes.comparison import run_comparison
   run_comparison(config, workdir, progress=False)
   return {name: read_summary(pathlib.Path(workdir) / name) for name in config.models}
 
@@ -64,22 +65,11 @@ def train_over_seeds(name: str, tier: str, out_dir, seeds, *, seed_key="seed", o
 
 def mean_of(by_name: dict, name: str):
   """Mean of by_name[name]'s values, or None when the model did not run (smoke tier)."""
-  values = [v for v in by_name.get(name, []) if v is not None]
-  return sum(values) / len(values) if values else None
+  return summarize(by_name.get(name, [])).mean
 
 
 def pct(x) -> str:
   return "n/a" if x is None else f"{x:.1%}"
-
-
-def mean_std(values) -> str:
-  import numpy as np
-  values = [v for v in values if v is not None]
-  if not values:
-    return "n/a"
-  # sample standard deviation (ddof=1), as the sweep report uses
-  return (f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1
-          else f"{values[0]:.3f}")
 
 
 def plot_curves(path, workdirs: dict, *, title: str, metric="loss", log_y=True):

@@ -2,7 +2,7 @@
 
 Liu et al. 2020 (FLOATER, arXiv 2003.09229) model positions as a continuous dynamical
 system so that encodings exist at any position; the reproduction runs the project's
-length-extrapolation experiment (experiments/positions.py, attn_research/extrapolate.py)
+length-extrapolation experiment (experiments/positions.py, attn_research/modes/extrapolation.py)
 for every encoding and reports each one's training speed beside its accuracy.
 """
 from __future__ import annotations
@@ -12,13 +12,14 @@ import json
 from attn_research.config import load_config
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.workdir import SUMMARY, read_summary
 
 ARGS = {"smoke": "smoke", "tiny": None, "full": "full"}
 
 
 @register_reproduction("floater2020")
 def run(tier, out_dir):
-  from attn_research.extrapolate import run_extrapolation
+  from attn_research.modes.extrapolation import run_extrapolation
   from attn_research.report.extrapolation import extrapolation_table
   arg = ARGS[tier]
   config = load_config(str(common.ROOT / "experiments" / "positions.py")
@@ -28,9 +29,8 @@ def run(tier, out_dir):
   (out_dir / "extrapolation.png").write_bytes(png.read_bytes())
   data = json.loads((workdir / "extrapolation.json").read_text())
   speed = {}
-  for name, r in results.items():
-    summary = json.loads((workdir / name / "summary.json").read_text()
-                         if (workdir / name / "summary.json").exists() else "{}")
+  for name in results:
+    summary = read_summary(workdir / name) if (workdir / name / SUMMARY).exists() else {}
     speed[name] = summary.get("train_examples_per_second")
   ref = speed.get("learned") or next(iter(speed.values()))
   cost_rows = [(name, "n/a" if s is None else f"{s:,.0f}",

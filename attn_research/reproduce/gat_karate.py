@@ -9,6 +9,7 @@ import numpy as np
 
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.stats import summarize
 from attn_research.report.plotting import pyplot, save
 
 SEEDS = {"smoke": (0,), "tiny": (0, 1, 2, 3, 4), "full": tuple(range(10))}
@@ -61,7 +62,7 @@ def run(tier, out_dir):
     logits = predict_logits(trained.model, task.evaluation)
     predictions[name] = np.asarray(logits[0].argmax(-1))
   draw_predictions(out_dir / "predictions.png", task, predictions)
-  rows = [(name, f"{params[name]:,}", common.mean_std(acc[name]),
+  rows = [(name, f"{params[name]:,}", summarize(acc[name]).format(".3f"),
            f"{min(acc[name]):.3f}-{max(acc[name]):.3f}") for name in names]
   table = markdown_table(("model", "parameters", f"eval accuracy (mean ± std over "
                           f"{len(SEEDS[tier])} label draws)", "range"), rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.stats import summarize
 
 SEEDS = {"smoke": (0,), "tiny": (0,), "full": (0, 1)}
 
@@ -25,7 +26,7 @@ def run(tier, out_dir):
                          train_examples_per_second=s0.get("train_examples_per_second"))
     window = config.models[name].window
     rows.append((name, "full" if not window else f"{window} back", f"{s0['params']:,}",
-                 common.mean_std(acc), common.mean_std(loss),
+                 summarize(acc).format(".3f"), summarize(loss).format(".3f"),
                  f"{s0.get('train_examples_per_second') or 0:,.0f}"))
   table = markdown_table(("attention", "window", "parameters", "eval accuracy (second copy)",
                           "eval loss", "train examples/s"), rows)

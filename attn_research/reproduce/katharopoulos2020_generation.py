@@ -3,13 +3,13 @@
 Katharopoulos et al. 2020 (arXiv 2006.16236): causal linear attention is an RNN, so
 generating a token costs O(1) in the context length (state S, z), where softmax
 attention costs O(t) with a key-value cache and O(t^2) recomputing the prefix.
-Timing: attn_research/models/generation_speed.py (the same code as
+Timing: attn_research/measure/generation.py (the same code as
 benchmarks/generation.py).
 """
 from __future__ import annotations
 
 
-from attn_research.models.generation_speed import measure
+from attn_research.measure.generation import measure
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
 from attn_research.report.plotting import pyplot, save
 

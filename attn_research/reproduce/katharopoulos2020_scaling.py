@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attn_research import profiling
+from attn_research.measure import time_and_memory
 from attn_research.kernels import dot_product_attention, linear_attention
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
 from attn_research.report.plotting import pyplot, save
@@ -100,7 +100,7 @@ def run(tier, out_dir):
     for t in lengths:
       qkv = [jnp.asarray(rng.standard_normal((1, t, s["heads"], s["head_dim"])), jnp.float32)
              for _ in range(3)]
-      m = profiling.measure(fn, qkv, repeats=s["repeats"], max_bytes=s["max_gib"] * 2**30)
+      m = time_and_memory(fn, qkv, repeats=s["repeats"], max_bytes=s["max_gib"] * 2**30)
       r["seconds"].append(m["seconds"])
       r["bytes"].append(m["bytes"])
       r["notes"].append(m["note"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.stats import summarize
 from attn_research.report.plotting import pyplot, save
 
 SEEDS = {"smoke": (0,), "tiny": (0,), "full": (0, 1, 2)}
@@ -39,7 +40,7 @@ def run(tier, out_dir):
     results[name] = dict(accuracy=values, params=s0["params"], flops_per_example=flops,
                          train_examples_per_second=s0.get("train_examples_per_second"))
     rows.append((name, config.models[name].name, "-" if window is None else (window or "all"),
-                 f"{s0['params']:,}", common.mean_std(values),
+                 f"{s0['params']:,}", summarize(values).format(".3f"),
                  "n/a" if flops is None else f"{flops / 1e6:.2f}",
                  f"{s0.get('train_examples_per_second') or 0:,.0f}"))
   windows = sorted(config.models[n].window for n in by_model if n.startswith("window_"))

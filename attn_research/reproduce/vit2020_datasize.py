@@ -9,6 +9,7 @@ import numpy as np
 
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.report.stats import summarize
 from attn_research.report.plotting import pyplot, save
 
 SIZES = {"smoke": (500,), "tiny": (1000, 4000, 16000),
@@ -57,7 +58,7 @@ def run(tier, out_dir):
       params[name] = summaries[0]["params"]
   sizes = list(SIZES[tier])
   plot(out_dir / "accuracy_vs_size.png", sizes, acc)
-  rows = [[name, f"{params[name]:,}"] + [common.mean_std(acc[name][n]) for n in sizes]
+  rows = [[name, f"{params[name]:,}"] + [summarize(acc[name][n]).format(".3f") for n in sizes]
           for name in acc]
   table = markdown_table(["model", "parameters"] + [f"{n:,} examples" for n in sizes], rows)
   verdict = gap_summary(sizes, acc) + "."

@@ -21,7 +21,9 @@ random weights), one batch of --batch prompts.
       [--d-model 64] [--layers 1] [--heads 4] [--new-tokens 64] [--repeats 3]
       [--min-time 1] [--batch 1] [--recompute-budget 60]
 
-measure(...) returns the rows (dicts) that main() prints, for reproductions to reuse.
+measure(...) returns the rows (dicts) that benchmarks/generation.py prints, for
+reproductions to reuse (katharopoulos2020_generation). It lives in measure/, not models/,
+because it times models rather than defining one: models/ stays free of benchmark code.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from flax import nnx
 from attn_research.data import TaskInfo
 from attn_research.models import get_model, model_defaults
 from attn_research.models import generate as gen
+from attn_research.report.table import markdown_table
 
 LENGTHS = (256, 512, 1024, 2048, 4096, 8192)
 # name: (model.attention, generation method)
@@ -116,17 +119,13 @@ def table(rows) -> str:
   names = list(dict.fromkeys(r["method"] for r in rows))
   lengths = sorted({r["context"] for r in rows})
   cell = {(r["method"], r["context"]): r for r in rows}
-  lines = ["| context | " + " | ".join(f"{n} ms/token (tokens/s)" for n in names) + " |",
-           "|---|" + "---|" * len(names)]
-  for c in lengths:
-    cells = [f"{cell[n, c]['ms_per_token']:.3f} ({cell[n, c]['tokens_per_s']:,.0f})"
-             if (n, c) in cell else "skipped" for n in names]
-    lines.append(f"| {c} | " + " | ".join(cells) + " |")
+  body = [[c] + [f"{cell[n, c]['ms_per_token']:.3f} ({cell[n, c]['tokens_per_s']:,.0f})"
+                 if (n, c) in cell else "skipped" for n in names] for c in lengths]
   ratios = []
   for n in names:
     measured = sorted(c for (m, c) in cell if m == n)
     lo, hi = measured[0], measured[-1]
     ratios.append(f"{cell[n, hi]['ms_per_token'] / cell[n, lo]['ms_per_token']:.2f} "
                   f"({hi} vs {lo})")
-  lines.append("| ratio longest / shortest | " + " | ".join(ratios) + " |")
-  return "\n".join(lines)
+  return markdown_table(["context"] + [f"{n} ms/token (tokens/s)" for n in names],
+                        body + [["ratio longest / shortest"] + ratios])
