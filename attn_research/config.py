@@ -14,14 +14,16 @@ import pathlib
 
 import ml_collections
 
+from attn_research import args
 from attn_research.data import task_defaults
 from attn_research.models import model_defaults
 
 
 def split_spec(spec: str):
-  """"experiments/x.py:arg" -> (Path, "arg" or None)."""
-  path, _, arg = spec.partition(":")
-  return pathlib.Path(path), (arg or None)
+  """"experiments/x.py:arg" -> (Path, "arg" or None): NAME:ARG as attn_research/args.py
+  splits it, ARG read by the file's get_config (experiment.parse_arg)."""
+  path, arg = args.split(spec)
+  return pathlib.Path(path), arg
 
 
 def load_config(spec: str, overrides=()) -> ml_collections.ConfigDict:
@@ -29,6 +31,9 @@ def load_config(spec: str, overrides=()) -> ml_collections.ConfigDict:
   if not path.is_file():
     raise ValueError(f"config file {str(path)!r} does not exist; experiments live in experiments/")
   module_spec = importlib.util.spec_from_file_location(f"_attn_config_{path.stem}", path)
+  if module_spec is None:  # importlib finds no loader for a name not ending in .py
+    raise ValueError(f"config file {str(path)!r} is not a Python file; configs are "
+                     "experiments/NAME.py files defining get_config(arg)")
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
@@ -75,15 +80,34 @@ def parse_value(key: str, raw: str, current):
     return raw
   try:
     value = ast.literal_eval(raw)
-  except (ValueError, SyntaxError):
+  except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    # TypeError: an unhashable key or set member ({[1]: 2}); the last two: deep nesting.
     if current is None:
       return raw
     raise fail(type(current).__name__) from None
+  unsafe = _not_json(value)
+  if unsafe is not None:  # config.json, sweep.json and resumption compare configs as JSON
+    raise ValueError(f"--config.{key}={raw!r} holds {unsafe}; settings are numbers, strings, "
+                     "True/False, None, and lists, tuples and str-keyed dicts of those")
   if current is not None and not isinstance(value, type(current)):
     if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list)):
       return type(current)(value)
     raise fail(type(current).__name__)
   return value
+
+
+def _not_json(value):
+  """None when value survives a JSON round trip as itself (bar tuples), else what does not."""
+  if value is None or isinstance(value, (str, bool, int, float)):
+    return None
+  if isinstance(value, (list, tuple)):
+    return next((bad for bad in map(_not_json, value) if bad is not None), None)
+  if isinstance(value, dict):
+    keys = [k for k in value if not isinstance(k, str)]
+    if keys:
+      return f"the non-string dict key {keys[0]!r}"
+    return next((bad for bad in map(_not_json, value.values()) if bad is not None), None)
+  return f"a {type(value).__name__} ({value!r})"
 
 
 def _family_defaults(path_parts):

@@ -19,13 +19,19 @@ class Registry:
     """config_key names the setting that selects an entry, for messages (e.g. "model.name")."""
     self.config_key = config_key
     self._entries = {}
+    self._takes_arg = set()
 
-  def register(self, name: str, defaults: dict | None = None, smoke: dict | None = None):
-    """Decorator adding fn_or_cls under name."""
+  def register(self, name: str, defaults: dict | None = None, smoke: dict | None = None,
+               *, takes_arg: bool = False):
+    """Decorator adding fn_or_cls under name. takes_arg: the entry reads NAME:ARG (a class
+    may say so itself with a true `takes_arg` or `takes_settings` attribute); NAME:ARG
+    of any other entry is refused, so an argument is never silently dropped."""
     def wrap(obj):
       if name in self._entries:
         raise ValueError(f"{self.config_key}={name!r} is registered twice")
       self._entries[name] = (obj, dict(defaults or {}), dict(smoke or {}))
+      if takes_arg or getattr(obj, "takes_arg", False) or getattr(obj, "takes_settings", False):
+        self._takes_arg.add(name)
       return obj
     return wrap
 
@@ -40,6 +46,10 @@ class Registry:
     base = name.split(":", 1)[0] if isinstance(name, str) else name
     if base not in self._entries:
       raise ValueError(f"{self.config_key}={name!r} is not registered; valid: {self.names()}")
+    if base != name and base not in self._takes_arg:
+      takes = sorted(self._takes_arg)
+      raise ValueError(f"{self.config_key}={name!r}: {base!r} takes no argument after ':'"
+                       + (f"; entries that do: {takes}" if takes else ""))
     return self._entries[base]
 
   def get(self, name):

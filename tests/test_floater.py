@@ -1,4 +1,4 @@
-"""FLOATER positions (nn/floater.py): the ODE's fixed point, continuity, any length,
+"""FLOATER positions (nn/positions/floater.py): the ODE's fixed point, continuity, any length,
 causality, a model from a config, and refused settings.
 
 Compiling dominates: everything runs under one jit per program (eager ops would each
@@ -15,7 +15,7 @@ from flax import nnx
 from attn_research.data import get_task
 from attn_research.kernels.positional import sinusoidal_encoding
 from attn_research.models import get_model
-from attn_research.nn.floater import FloaterPosition
+from attn_research.nn.positions.floater import FloaterPosition
 from conftest import make_config
 
 D, N = 8, 2

@@ -1,4 +1,4 @@
-"""Autoregressive generation (models/generate.py, nn/decode.py): every generated step's
+"""Autoregressive generation (models/generate.py, modules' decode_step): every generated step's
 logits equal the full causal forward's at that position, greedy tokens equal those of
 the recompute baseline, and bad requests fail before anything compiles."""
 import functools

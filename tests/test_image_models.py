@@ -93,8 +93,8 @@ def models(views):
   """Per family: (graph for the pixels task, graph for the patches task, parameters)."""
   out = {}
   for name in sorted(TINY):
-    graph_pix, _ = nnx.split(nnx.eval_shape(lambda: get_model(tiny(name), views["pixels"][0])))
-    graph_pat, state = filled(nnx.eval_shape(lambda: get_model(tiny(name),
+    graph_pix, _ = nnx.split(nnx.eval_shape(lambda: get_model(tiny(name), views["pixels"][0])))  # noqa: B023
+    graph_pat, state = filled(nnx.eval_shape(lambda: get_model(tiny(name),  # noqa: B023
                                                                views["patches"][0])))
     out[name] = (graph_pix, graph_pat, state)
   return out
@@ -121,7 +121,7 @@ def test_logits_are_finite_and_agree_across_views(name, views, models):
 def test_vit_patch_size_sets_the_sequence_length(views):
   info, batch = views["patches"]
   for p, n in ((1, 64), (2, 16), (4, 4), (8, 1)):
-    shape = jax.eval_shape(lambda x: get_model(tiny("vit", patch_size=p), info).embed_patches(x),
+    shape = jax.eval_shape(lambda x: get_model(tiny("vit", patch_size=p), info).embed_patches(x),  # noqa: B023
                            batch["inputs"]).shape
     assert shape == (2, n, 8), p
 

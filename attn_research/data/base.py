@@ -55,10 +55,12 @@ class TaskInfo:
       raise ValueError(f"seq2seq=True needs output_kind 'sequence'; got {self.output_kind!r}")
 
 
-def register_task(name: str, defaults: dict, smoke: dict | None = None):
+def register_task(name: str, defaults: dict, smoke: dict | None = None, *,
+                  takes_arg: bool = False):
   """Decorator: builder(cfg: dict) -> Task. defaults lists every setting the task reads;
-  smoke holds the settings that shrink it to seconds for tests."""
-  return TASKS.register(name, defaults, smoke)
+  smoke holds the settings that shrink it to seconds for tests; takes_arg: the builder
+  reads NAME:ARG from cfg["name"] (tfds:mnist), which other tasks refuse."""
+  return TASKS.register(name, defaults, smoke, takes_arg=takes_arg)
 
 
 def task_defaults(name: str) -> dict:
@@ -180,7 +182,7 @@ class ArrayTask(Task):
     for split in (train, evaluation):
       with_target_mask(split)
 
-  @functools.lru_cache(maxsize=4)
+  @functools.lru_cache(maxsize=4)  # noqa: B019  (a task lives as long as its run)
   def _permutation(self, seed: int, epoch: int):
     return np.random.default_rng([seed, epoch]).permutation(self.num_train)
 

@@ -1,5 +1,7 @@
 """`tfds:<name>`: datasets of tensorflow-datasets, read with tfds.data_source (no TensorFlow).
 
+`tfds:mnist` is `tfds:dataset=mnist` in the grammar of every NAME:ARG (attn_research/args.py).
+
 Only datasets already prepared in the TFDS data directory are read; this task never
 downloads and never waits on the network. Prepare one on a machine with network
 access with `tfds build <name> --file_format=array_record --data_dir <dir>` and copy the
@@ -17,6 +19,7 @@ import pathlib
 
 import numpy as np
 
+from attn_research import args
 from attn_research.data.base import ArrayTask, TaskInfo, lengths_to_mask, register_task
 from attn_research.data.images import ImageTask, image_to_vectors
 from attn_research.data.text import PAD_BYTE, decode_bytes, encode_bytes
@@ -76,10 +79,12 @@ class TextTask(ArrayTask):
     return f"label {int(example['targets'])}: {decode_bytes(example['inputs'], example['mask'])}"
 
 
-@register_task("tfds", DEFAULTS, smoke=dict(max_train=64, patch_size=7, max_tokens=64))
+@register_task("tfds", DEFAULTS, smoke=dict(max_train=64, patch_size=7, max_tokens=64),
+               takes_arg=True)
 def tfds_task(cfg):
   """Any prepared image or text classification dataset of tensorflow-datasets."""
-  base, _, name = cfg["name"].partition(":")
+  name = args.parse_arg(args.split(cfg["name"])[1], where=f"data.name={cfg['name']!r}",
+                        what="tfds setting", dataset="")["dataset"]
   if not name:
     raise ValueError(f"data.name={cfg['name']!r} names no dataset; write tfds:<name>, "
                      f"e.g. tfds:mnist")

@@ -1,4 +1,4 @@
-"""Positional maths as pure functions (the modules in nn/positional.py own any parameters)."""
+"""Positional maths as pure functions (the modules in nn/positions/ own any parameters)."""
 from __future__ import annotations
 
 import jax.numpy as jnp

@@ -13,7 +13,7 @@ from flax import nnx
 from attn_research.models.registry import register_model
 from attn_research.nn.cross_attention import DecoderBlock
 from attn_research.nn.heads import InputEmbedding, OutputHead
-from attn_research.nn.positional import get_positional
+from attn_research.nn.positions import get_positional
 from attn_research.nn.transformer import EncoderBlock
 from attn_research.registry import check_choice
 

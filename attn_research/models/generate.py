@@ -3,7 +3,7 @@
 `generate(model, prompt_BT, num_new_tokens)` continues every prompt by num_new_tokens
 tokens, greedily (temperature 0) or by sampling softmax(logits / temperature). Methods:
 
-  "cache"      softmax (or additive) attention with a KV cache per layer (nn/decode.py):
+  "cache"      softmax (or additive) attention with a KV cache per layer:
                per token O(T_max d) attention work per layer, T_max = T + N - 1, as the
                whole preallocated cache is read, masked (static shapes).
   "state"      linear attention as an RNN ("Transformers are RNNs", Katharopoulos et al.
@@ -13,12 +13,18 @@ tokens, greedily (temperature 0) or by sampling softmax(logits / temperature). M
                buffer [B, T + N - 1] (positions after t do not change position t's
                logits) and reads row t: per token the cost of a forward pass, O(T_max^2 d)
                for softmax. The baseline of the paper's "4000x faster" generation claim.
-  "auto"       "state" for linear attention, "cache" for softmax and additive.
+  "auto"       the kernel's own decode_mode: "state" for linear attention, "cache" for
+               softmax and additive.
 
 Two jitted phases, each a lax.scan compiled once per shape (model, batch, prompt
 length, num_new_tokens, method; greedy or sampling): `prefill` feeds the prompt through
 the same step function, one position per scan step, and `decode` generates the new
 tokens; `generate` is the one then the other (benchmarks/generation.py times `decode`).
+
+Each module runs its own step: the position encoding adds, rotates or biases position t
+(nn/positions, decode_*), each nn/transformer.DecoderOnlyBlock runs decode_step with
+the sublayers of its __call__, and the attention kernel (nn/attention, decode_mode,
+init_decode_cache, decode_step) keeps the cache or state; this file only loops.
 
 Prompts: one [B, T] array of equal-length prompts, every token real (no padding
 support: pad-free prompts of one length per call). Dropout is off. Sampling draws step
@@ -33,8 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, struct
 
-from attn_research.nn import decode as decode_lib
-from attn_research.nn.positional import LearnedPosition
 
 METHODS = ("auto", "cache", "state", "recompute")
 
@@ -72,7 +76,7 @@ def resolve_method(model, method: str) -> str:
                      f"{vocab} tokens, so generated tokens could not be fed back")
   if method == "recompute":
     return method
-  modes = sorted({decode_lib.decode_mode(block.attn) for block in model.blocks})
+  modes = sorted({block.attn.decode_mode() for block in model.blocks})
   if len(modes) != 1:
     raise ValueError(f"layers need different decoding methods {modes}; use 'recompute'")
   mode = modes[0]
@@ -104,9 +108,8 @@ def _check_prompt(model, prompt_BT, num_new_tokens):
     raise ValueError(f"prompt tokens must lie in [0, {vocab}); got values in "
                      f"[{values.min()}, {values.max()}]")
   fed = shape[1] + num_new_tokens - 1  # positions fed through the model
-  if isinstance(model.position, LearnedPosition) and fed > model.position.max_len:
-    raise ValueError(f"learned positions cover {model.position.max_len} positions; prompt "
-                     f"length {shape[1]} + num_new_tokens {num_new_tokens} - 1 = {fed} exceeds it")
+  model.position.check_length(fed, f"prompt length {shape[1]} + num_new_tokens "
+                                   f"{num_new_tokens} - 1 = {fed} exceeds it")
 
 
 def _check_sampling(temperature, rng):
@@ -123,10 +126,10 @@ def _check_sampling(temperature, rng):
 
 def _feed(model, caches, token_B, t):
   """Token token_B at position t through every layer: (caches, logits_BV at t)."""
-  x_BD = decode_lib.add_position(model.position, model.embed(token_B), t)
+  x_BD = model.position.decode_add(model.embed(token_B), t)
   new_caches = []
   for block, cache in zip(model.blocks, caches):
-    cache, x_BD = decode_lib.block_step(block, cache, x_BD, t)
+    cache, x_BD = block.decode_step(cache, x_BD, t)
     new_caches.append(cache)
   return tuple(new_caches), model.head(x_BD, None)
 
@@ -137,8 +140,7 @@ def _prefill(model, prompt_BT, num_new, method) -> Decoding:
   tokens_BL = jnp.zeros((B, L), jnp.int32).at[:, :T].set(prompt_BT.astype(jnp.int32))
   caches = ()
   if method != "recompute":
-    caches = tuple(decode_lib.init_layer_cache(block.attn, B, L - 1)
-                   for block in model.blocks)
+    caches = tuple(block.init_decode_cache(B, L - 1) for block in model.blocks)
 
     def feed_prompt(caches, t):  # prompt positions 0..T-2; T-1 is fed by the first decode step
       caches, _ = _feed(model, caches, tokens_BL[:, t], t)

@@ -6,8 +6,8 @@ from flax import nnx
 from attn_research.models.common import SequenceModel, is_causal
 from attn_research.models.registry import register_model
 from attn_research.nn.heads import POOLINGS, ClsToken
-from attn_research.nn.positional import get_positional
-from attn_research.nn.transformer import EncoderBlock
+from attn_research.nn.positions import get_positional
+from attn_research.nn.transformer import DecoderOnlyBlock, EncoderBlock
 from attn_research.registry import check_choice
 
 DEFAULTS = dict(d_model=64, num_layers=2, num_heads=4, mlp_ratio=4, dropout=0.0,
@@ -41,13 +41,13 @@ class Transformer(SequenceModel):
                 if cfg["pooling"] == "cls" and task_info.output_kind == "per_sequence" else None)
     self.position = get_positional(cfg["position"], d, task_info.max_length, cfg["num_heads"],
                                    rngs=rngs, num_layers=cfg["num_layers"])
+    block_cls = DecoderOnlyBlock if is_causal(task_info) else EncoderBlock
     self.blocks = nnx.List([
-        EncoderBlock(d, cfg["num_heads"], cfg["mlp_ratio"], cfg["dropout"],
-                     kernel=cfg["attention"], impl=cfg["attention_impl"],
-                     causal=is_causal(task_info), position=self.position,
-                     window=_window(cfg["window"]),
-                     max_length=task_info.max_length + (1 if self.cls is not None else 0),
-                     rngs=rngs)
+        block_cls(d, cfg["num_heads"], cfg["mlp_ratio"], cfg["dropout"],
+                  kernel=cfg["attention"], impl=cfg["attention_impl"], position=self.position,
+                  window=_window(cfg["window"]),
+                  max_length=task_info.max_length + (1 if self.cls is not None else 0),
+                  rngs=rngs)
         for _ in range(cfg["num_layers"])])
 
   def backbone(self, x_BTD, mask_BT, *, train, attn_mask_BTT=None):

@@ -1,7 +1,18 @@
-"""The pre-LayerNorm Transformer encoder block: x + MHSA(LN(x)), then x + MLP(LN(x))."""
+"""Pre-LN Transformer blocks: x + MHSA(LN(x)), then x + MLP(LN(x)) (Xiong et al. 2020:
+stable without learning-rate warm-up tricks).
+
+  EncoderBlock      bidirectional self-attention: every vector sees every real vector
+  DecoderOnlyBlock  causal self-attention (a GPT-style decoder): vector t sees 0..t, and
+                    decode_step runs it one position at a time for generation
+The encoder-decoder's block, with cross-attention, is nn/cross_attention.DecoderBlock.
+
+The residual structure is written once (SelfAttentionBlock._residual): the whole
+sequence (__call__) and one position (decode_step) differ only in how attention runs.
+"""
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from attn_research.nn.attention import MultiHeadSelfAttention
@@ -17,30 +28,66 @@ class MLP(nnx.Module):
     return self.down(self.dropout(jax.nn.gelu(self.up(x)), deterministic=not train))
 
 
-class EncoderBlock(nnx.Module):
-  """Pre-LN block (Xiong et al. 2020): stable without learning-rate warm-up tricks.
+class SelfAttentionBlock(nnx.Module):
+  """The pre-LN block; subclasses fix whether its attention is causal.
 
-  causal=True turns it into a decoder-only (GPT-style) block. max_length (the longest
-  sequence, optional) reaches kernels that size parameters by it (linformer).
+  max_length (the longest sequence, optional) reaches kernels that size parameters by it
+  (linformer). Parameters: ln_attn, attn, ln_mlp, mlp (the same paths in both kinds).
   """
+  causal = False
 
   def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float, *,
-               kernel: str = "softmax", impl: str = "auto", causal: bool = False,
-               window=None, position=None, max_length=None, rngs: nnx.Rngs):
+               kernel: str = "softmax", impl: str = "auto", window=None, position=None,
+               max_length=None, rngs: nnx.Rngs):
     self.ln_attn = nnx.LayerNorm(d_model, rngs=rngs)
     self.attn = MultiHeadSelfAttention(d_model, num_heads, kernel=kernel, impl=impl,
-                                       causal=causal, window=window, position=position,
+                                       causal=self.causal, window=window, position=position,
                                        max_length=max_length, rngs=rngs)
     self.ln_mlp = nnx.LayerNorm(d_model, rngs=rngs)
     self.mlp = MLP(d_model, mlp_ratio * d_model, dropout, rngs=rngs)
     self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
+  def _residual(self, x, attend, *, train: bool):
+    """x + attend(LN(x)), then x + MLP(LN(x)); attend returns (h, extra), extra passed
+    through: the attention weights of a sequence, or the cache of a decode step."""
+    h, extra = attend(self.ln_attn(x))
+    x = x + self.dropout(h, deterministic=not train)
+    x = x + self.dropout(self.mlp(self.ln_mlp(x), train=train), deterministic=not train)
+    return x, extra
+
   def __call__(self, x_BTD, mask_BT=None, *, attn_mask_BTT=None, train: bool = False,
                return_weights: bool = False):
-    h = self.attn(self.ln_attn(x_BTD), mask_BT, attn_mask_BTT=attn_mask_BTT,
-                  return_weights=return_weights)
-    h, weights = h if return_weights else (h, None)
-    x_BTD = x_BTD + self.dropout(h, deterministic=not train)
-    x_BTD = x_BTD + self.dropout(self.mlp(self.ln_mlp(x_BTD), train=train),
-                                 deterministic=not train)
+    def attend(h_BTD):
+      y = self.attn(h_BTD, mask_BT, attn_mask_BTT=attn_mask_BTT, return_weights=return_weights)
+      return y if return_weights else (y, None)
+
+    x_BTD, weights = self._residual(x_BTD, attend, train=train)
     return (x_BTD, weights) if return_weights else x_BTD
+
+
+class EncoderBlock(SelfAttentionBlock):
+  """Bidirectional: the encoder of BERT, ViT and the encoder-decoder."""
+  causal = False
+
+
+class DecoderOnlyBlock(SelfAttentionBlock):
+  """Causal: position t sees positions 0..t only (GPT-style). Generation runs it one
+  position at a time through decode_step, with the same sublayers."""
+  causal = True
+
+  def decode_mode(self) -> str:
+    """"cache" or "state" (the attention kernel's); ValueError when it cannot decode."""
+    return self.attn.decode_mode()
+
+  def init_decode_cache(self, batch: int, capacity: int, dtype=jnp.float32):
+    return self.attn.init_decode_cache(batch, capacity, dtype)
+
+  def decode_step(self, cache, x_BD, t):
+    """The block at position t (a scalar int), given the cache of positions < t:
+    (cache holding positions <= t, x_BD). Inference: dropout off."""
+    def attend(h_BD):
+      new_cache, y_BD = self.attn.decode_step(cache, h_BD, t)
+      return y_BD, new_cache
+
+    x_BD, cache = self._residual(x_BD, attend, train=False)
+    return cache, x_BD

@@ -24,7 +24,8 @@ whole stack is one ODE solve whose state holds the num_layers vectors side by si
                         the others. With h = 0 and z(0) = 0 it is the sinusoidal Transformer.
   zeros                 p^(n)(t) = z^(n)(t): the pure ODE encoding, from zero.
 
-Settings go after the name, `floater:KEY=VALUE,...` (every key optional):
+Settings go after the name, `floater:KEY=VALUE,...` (every key optional; the grammar of
+attn_research/args.py, so a bare first value is the solver):
   solver  fixed-step explicit solver: euler, heun, midpoint, ralston, bosh3, tsit5, dopri5
           (default midpoint)
   dt      solver step size in t (default 0.1, one step per position at the default delta)
@@ -32,7 +33,7 @@ Settings go after the name, `floater:KEY=VALUE,...` (every key optional):
   hidden  hidden units of the MLP h (default 32)
   init    sinusoidal or zeros (default sinusoidal)
 e.g. `--config.model.position=floater:solver=tsit5,dt=0.05,init=zeros`. A bad key or value
-raises ValueError naming it.
+raises ValueError naming it and listing the keys and their types.
 
 Cost: one solve of a (num_layers x d_model) state over ceil((T - 1) * delta / dt) steps,
 O(steps * num_layers * d_model * hidden) per forward pass and independent of the batch;
@@ -54,8 +55,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from attn_research import args
 from attn_research.kernels.positional import sinusoidal_encoding
-from attn_research.nn.positional import Position, register_positional
+from attn_research.nn.positions.base import Position, register_positional
 
 SOLVERS = {"euler": diffrax.Euler, "heun": diffrax.Heun, "midpoint": diffrax.Midpoint,
            "ralston": diffrax.Ralston, "bosh3": diffrax.Bosh3, "tsit5": diffrax.Tsit5,
@@ -66,20 +68,7 @@ DEFAULTS = dict(solver="midpoint", dt=0.1, delta=0.1, hidden=32, init="sinusoida
 
 def parse_settings(text: str) -> dict:
   """"solver=tsit5,dt=0.05" -> the full settings dict (defaults filled in), checked."""
-  settings = dict(DEFAULTS)
-  for item in (s for s in text.split(",") if s):
-    key, sep, value = item.partition("=")
-    if not sep or key not in DEFAULTS:
-      raise ValueError(f"model.position: floater setting {item!r} is not KEY=VALUE with KEY in "
-                       f"{sorted(DEFAULTS)}")
-    settings[key] = value
-  try:
-    settings["dt"], settings["delta"] = float(settings["dt"]), float(settings["delta"])
-    settings["hidden"] = int(settings["hidden"])
-  except ValueError:
-    raise ValueError(f"model.position: floater dt and delta must be numbers and hidden an int; "
-                     f"got dt={settings['dt']!r}, delta={settings['delta']!r}, "
-                     f"hidden={settings['hidden']!r}") from None
+  settings = args.parse_arg(text, where="model.position", what="floater setting", **DEFAULTS)
   for key in ("dt", "delta"):
     if not (math.isfinite(settings[key]) and settings[key] > 0):
       raise ValueError(f"model.position: floater {key}={settings[key]} must be a positive number")
@@ -124,10 +113,15 @@ def solve(theta, p0_ND, times_T, *, solver: str, dt: float):
 @register_positional("floater")
 class FloaterPosition(Position):
   """Neural-ODE position encodings added before every layer (see the module docstring)."""
-  takes_settings = True
+  setting_defaults = DEFAULTS
+  per_layer = True
+  cannot_decode = ("its per-layer encodings come from one ODE solve over the concrete "
+                   "positions of a sequence, not one position at a time; method='recompute' "
+                   "runs it")
 
-  def __init__(self, d_model, max_len, num_heads, *, rngs, num_layers: int = 1, settings=""):
-    del max_len, num_heads  # any length: the ODE is solved as far as a batch needs
+  def __init__(self, d_model, max_length, num_heads, *, rngs, num_layers: int = 1,
+               settings=""):
+    del max_length, num_heads  # any length: the ODE is solved as far as a batch needs
     s = parse_settings(settings)
     if s["init"] == "sinusoidal" and d_model % 2:
       raise ValueError(f"model.position: floater init=sinusoidal needs an even d_model; got "
