@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import os
 import re
 
 from attn_research.report.sweep import REPLICATE_KEY
@@ -27,10 +28,27 @@ def _values(key, values):
   if not isinstance(values, (list, tuple)) or not values:
     raise ValueError(f"add(): {key!r} needs a non-empty list of values, got {values!r}")
   for v in values:
-    if not isinstance(v, (str, bool, int, float, list, tuple)):
-      raise ValueError(f"add(): {key!r} has the value {v!r}; values are str, bool, int, "
-                       "float or a list/tuple of those")
+    why = _unusable(v)
+    if why:
+      raise ValueError(f"add(): {key!r} has the value {v!r}; {why}")
   return list(values)
+
+
+def _unusable(v, nested=False):
+  """Why v cannot be a swept value, or None. Values reach each run as command-line
+  text (--config.KEY=TEXT), which can hold neither NUL nor unencodable characters."""
+  if isinstance(v, (list, tuple)):
+    return next((why for why in (_unusable(x, True) for x in v) if why), None)
+  if not isinstance(v, (str, bool, int, float)):
+    return "values are str, bool, int, float or a list/tuple of those"
+  if isinstance(v, str) and not nested:  # nested ones are written as their repr: escaped
+    if "\x00" in v:
+      return "a value cannot hold a NUL character (it becomes a command-line argument)"
+    try:
+      os.fsencode(v)
+    except UnicodeEncodeError as e:
+      return f"a value must be encodable as a command-line argument ({e.reason})"
+  return None
 
 
 class _Add:
