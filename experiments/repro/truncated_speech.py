@@ -8,7 +8,8 @@ Command:  ./launch.sh reproduce truncated_speech [--tier tiny|full]
 Expected: reports/truncated_speech/report.md: accuracy and FLOPs per example against the
           window (number of frames on each side), with full attention, CNN and BiLSTM rows.
 Runtime:  tiny: under 10 minutes on a 2-core CPU once the utterances are synthesized
-          (espeak-ng, about a minute the first time); needs apt-get install espeak-ng.
+          (the espeak-ng program, or the pip package espeakng-loader's library when the
+          program is missing; about a minute the first time).
 """
 from attn_research.experiment import base_config, finalize, make_comparison, parse_arg
 from attn_research.models import model_defaults
