@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from attn_research.train.loop import run
 from tests.conftest import ROOT, make_config
 
@@ -28,6 +30,7 @@ def _checkpoints(workdir):
   return sorted(int(p.name) for p in ckpt.glob("*") if p.name.isdigit()) if ckpt.exists() else []
 
 
+@pytest.mark.slow  # two CLI processes, 600 steps: ~20 s
 def test_kill_9_then_rerun_resumes_to_identical_metrics(tmp_path):
   workdir = tmp_path / "killed"
   proc = subprocess.Popen(_command(workdir), cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -31,6 +31,7 @@ print(json.dumps(summary))
 """
 
 
+@pytest.mark.slow  # 8 forced devices in a subprocess: ~50 s on 2 cores
 def test_eight_devices_match_one(tmp_path):
   assert jax.device_count() == 1
   single = run(make_config(**SETTINGS), tmp_path / "one", progress=False)

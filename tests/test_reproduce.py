@@ -1,6 +1,10 @@
 """Reproductions: every one runs its tiny-tier code path at a smoke size and writes every
-file it promises; the Cordonnier construction reproduces a convolution."""
+file it promises, its results hold a relation its claim depends on, and its report shows
+the numbers results.json holds; the Cordonnier construction reproduces a convolution."""
+import fnmatch
 import json
+import math
+import re
 
 import jax.numpy as jnp
 import numpy as np
@@ -9,9 +13,10 @@ import pytest
 from attn_research.reproduce import REPRODUCTIONS, reproduce
 from attn_research.reproduce import cordonnier2020
 from attn_research.reproduce.__main__ import main as reproduce_main
-from tests.conftest import require_program
+from tests.conftest import make_config
+from tests.conftest import require_source
 
-NEEDS_PROGRAM = {"truncated_speech": ("espeak-ng", "espeak-ng")}
+NEEDS_SOURCE = {"truncated_speech": "spoken_digits"}  # reproduction -> the task whose data it needs
 
 
 def test_cordonnier_construction_matches_convolution():
@@ -24,10 +29,11 @@ def test_cordonnier_construction_matches_convolution():
     assert cordonnier2020.max_error(images, w, 0.5) > 1e-2
 
 
+@pytest.mark.slow  # every reproduction's smoke tier: ~90 s of compiling on 2 cores
 @pytest.mark.parametrize("name", REPRODUCTIONS.names())
 def test_reproduction_smoke_writes_its_files(name, tmp_path):
-  if name in NEEDS_PROGRAM:
-    require_program(*NEEDS_PROGRAM[name])
+  if name in NEEDS_SOURCE:
+    require_source(NEEDS_SOURCE[name])
   out = reproduce(name, "smoke", tmp_path)
   report = (out / "report.md").read_text()
   results = json.loads((out / "results.json").read_text())
@@ -38,6 +44,14 @@ def test_reproduction_smoke_writes_its_files(name, tmp_path):
   assert figures, "every reproduction draws at least one figure"
   for fig in figures:
     assert (out / fig).stat().st_size > 1000, fig
+  RELATIONS[name](results["results"], report)
+  exempt = NOT_IN_REPORT.get(name, {})
+  paths = [path for path, _ in flat_numbers(results["results"])]
+  for pattern in exempt:  # an exemption that matches nothing is stale
+    assert any(fnmatch.fnmatchcase(p, pattern) for p in paths), (name, pattern)
+  missing = [f"{path} = {value!r}" for path, value in missing_numbers(results["results"], report)
+             if not any(fnmatch.fnmatchcase(path, pattern) for pattern in exempt)]
+  assert not missing, f"{name}: numbers in results.json that report.md does not show: {missing}"
 
 
 def test_other_tier_report_is_archived_not_lost(tmp_path):
@@ -57,3 +71,216 @@ def test_unknown_reproduction_and_tier_are_refused(capsys):
   assert "cordonnier2020" in capsys.readouterr().err
   with pytest.raises(ValueError, match="--tier='huge'"):
     reproduce("cordonnier2020", "huge")
+
+
+# ------------------------------------------------------------ numbers in the report
+
+# How a number of results.json may appear in report.md. The scaled value y is x times
+# one of SCALES (as is; x 100 for percentages; x 1000 for seconds shown in ms; / 1e6 for
+# FLOPs shown in millions; / 2**20 for bytes shown in MiB) and a rendering of y is
+#   - for integer-valued y: the integer, with or without thousands commas;
+#   - for any y: fixed-point with 0-4 decimals (with or without commas), or e-notation with
+#     1-3 decimals, keeping at least two significant digits unless it is exact (so a loss
+#     of 2.44 is not found in any "2" of the text, but 0.0625 is found as "0.062", 92.8
+#     as "93" and 0.0005 s as "0.5" ms).
+# A rendering is found when it stands alone: no digit or "." before it, and no digit or
+# "." followed by a digit after it. Booleans and strings are not numbers here.
+SCALES = (1, 100, 1e3, 1e-6, 2.0 ** -20)
+
+
+def flat_numbers(tree, path=""):
+  """[(dotted path, number)] of every int or float in a JSON tree (list items by index)."""
+  if isinstance(tree, dict):
+    items = tree.items()
+  elif isinstance(tree, list):
+    items = enumerate(tree)
+  else:
+    ok = isinstance(tree, (int, float)) and not isinstance(tree, bool)
+    return [(path, tree)] if ok else []
+  return [pair for key, value in items
+          for pair in flat_numbers(value, f"{path}.{key}" if path else str(key))]
+
+
+def significant_digits(text: str) -> int:
+  mantissa = text.split("e")[0].replace(",", "").replace("-", "").replace(".", "")
+  return len(mantissa.lstrip("0"))
+
+
+def renderings(x) -> set:
+  out = set()
+  for scale in SCALES:
+    y = x * scale
+    if not math.isfinite(y):
+      continue
+    if float(y).is_integer():
+      out |= {str(int(y)), f"{int(y):,}"}
+    candidates = {f"{y:.{p}f}" for p in range(5)} | {f"{y:,.{p}f}" for p in range(5)}
+    candidates |= {f"{y:.{p}e}" for p in range(1, 4)}
+    out |= {c for c in candidates if significant_digits(c) >= 2
+            or math.isclose(float(c.replace(",", "")), y, rel_tol=1e-9)}
+  return out
+
+
+def shown(x, report: str) -> bool:
+  return any(re.search(rf"(?<![\d.]){re.escape(r)}(?!\d|\.\d)", report)
+             for r in renderings(x))
+
+
+def missing_numbers(results, report: str):
+  """[(path, number)] of results' numbers that report.md shows in no rendering."""
+  return [(path, x) for path, x in flat_numbers(results) if not shown(x, report)]
+
+
+def test_number_rendering_rule():
+  report = "| 0.062 | 4,040 | 93 | 18.8% | 2.68e-07 | 0.5 ms | 1.5 MiB | 2L = 20 |"
+  results = {"acc": 0.0625, "params": 4040, "speed": 92.76, "pct": 0.1875,
+             "err": 2.682209e-07, "bytes": 1.5 * 2**20, "flag": True, "name": "x",
+             "rows": [{"seconds": 0.0005}, {"loss": 2.4397}, {"count": 204}]}
+  assert flat_numbers(results)[-3:] == [("rows.0.seconds", 0.0005), ("rows.1.loss", 2.4397),
+                                        ("rows.2.count", 204)]
+  # 0.0005 s shows as "0.5 ms" (one digit of an exact value is enough); 2.4397 is in no
+  # "2", 204 is not inside "2,04x"-like text, and "20" is not 204.
+  assert missing_numbers(results, report) == [("rows.1.loss", 2.4397), ("rows.2.count", 204)]
+
+
+# Numbers a report does not show, each with the reason (the lead's list of report gaps;
+# a pattern that matches nothing fails the test, so the list cannot go stale).
+NOT_IN_REPORT = {
+    "floater2020": {
+        "extrapolation.results.*.evals.*.loss": "the table shows accuracy only",
+        "extrapolation.num_classes": "the caption says chance 1/num_values, not the number",
+    },
+    "katharopoulos2020_generation": {
+        "rows.*.ms_per_token": "shown as tokens/s = 1000 / ms_per_token (generation_relation)",
+        "rows.*.compile_s": "compile times are printed, not reported",
+        "min_time": "a timing setting, not shown",
+        "recompute_budget": "a timing setting, not shown",
+    },
+    "katharopoulos2020_scaling": {
+        "kernels.*.seconds.*": "shown in ms with one decimal: sub-ms smoke times keep one digit",
+        "kernels.*.bytes.*": "shown in whole MiB: the smoke tier's sizes round to 0 MiB",
+        "max_gib": "the memory cap, not shown",
+        "log2_lengths.*": "shown as the lengths 2^k",
+    },
+    "lra2020": {"tasks.*.*.peak_bytes": "shown in whole MiB (one digit at smoke size)"},
+    "mnist1d2020": {"models.*.wall_time_s": "shown in whole seconds"},
+}
+
+
+# ------------------------------------------------------- relations the claims rest on
+
+def scored_eval_count(spec: str) -> int:
+  """How many targets the eval set of spec's data scores (its target_mask)."""
+  from attn_research.data import get_task
+  config = make_config(spec)
+  return int(sum(b["target_mask"].sum() for b in get_task(config.data).eval_batches(64)))
+
+
+def assert_counts(accuracy: float, count: int, what: str):
+  """An accuracy over `count` scored targets is k / count: padding and unscored targets
+  in the denominator would break that (the claims compare such accuracies)."""
+  k = accuracy * count
+  assert abs(k - round(k)) < 1e-6 * count, (
+      f"accuracy {accuracy} is not a whole number of the {count} scored {what}")
+
+
+def cordonnier_relation(results, report):
+  """The construction's error falls with alpha to below 1e-4 (Theorem 1's limit)."""
+  assert results["below_target"] is True
+  for kernel, errors in results["max_abs_error"].items():
+    assert errors[-1] < 1e-4 < errors[0], (kernel, errors)
+
+
+def floater_relation(results, report):
+  """Extrapolation: evaluated at the trained length L and at 2L, no other length."""
+  for name, r in results["extrapolation"]["results"].items():
+    lengths = [e["length"] for e in r["evals"]]
+    assert lengths == [r["train_length"], 2 * r["train_length"]], (name, lengths)
+    assert [e["factor"] for e in r["evals"]] == [1, 2]
+
+
+def gat_karate_relation(results, report):
+  """Accuracy over the 26 unlabelled members (34 minus 4 labelled per club)."""
+  for name, values in results["accuracy"].items():
+    for accuracy in values:
+      assert_counts(accuracy, 26, f"karate members ({name})")
+
+
+def copy_relation(results, report):
+  """Accuracy is counted on the second copy only: k of its scored tokens."""
+  count = scored_eval_count("experiments/repro/katharopoulos2020_copy.py:tiny,smoke")
+  for name, r in results["models"].items():
+    for accuracy in r["accuracy"]:
+      assert_counts(accuracy, count, f"second-copy tokens ({name})")
+    assert all(loss > 0 for loss in r["loss"])
+
+
+def generation_relation(results, report):
+  """Every method ran at every context, and tokens/s is 1000 / (ms per token)."""
+  ran = {(r["method"], r["context"]) for r in results["rows"]}
+  methods = {m for m, _ in ran}
+  assert {"linear-state", "softmax-cache"} <= methods
+  assert ran == {(m, c) for m in methods for c in results["lengths"]}
+  for r in results["rows"]:
+    assert r["tokens_per_s"] * r["ms_per_token"] == pytest.approx(1000, rel=1e-6), r
+
+
+def scaling_relation(results, report):
+  """Softmax's (materialised) memory grows quadratically, linear attention's linearly:
+  XLA's compiled estimates, deterministic unlike the times."""
+  ref, lin = results["kernels"]["softmax (reference)"], results["kernels"]["linear (chunked)"]
+  assert ref["memory_slope"] > lin["memory_slope"] + 0.5, (ref["memory_slope"],
+                                                           lin["memory_slope"])
+  assert ref["bytes"][-1] / ref["bytes"][-2] > 3.0 > 2.0 > lin["bytes"][-1] / lin["bytes"][-2]
+
+
+def lra_relation(results, report):
+  count = scored_eval_count("experiments/repro/lra2020.py:tiny,smoke")
+  for task, models in results["tasks"].items():
+    for name, r in models.items():
+      assert_counts(r["accuracy"], count, f"{task} expressions ({name})")
+      assert r["peak_bytes"] > 0
+
+
+def mnist1d_relation(results, report):
+  """Test accuracy over the paper's 1,000 test signals; the paper's numbers beside ours
+  are the claim's (logistic regression 32 %)."""
+  for name, r in results["models"].items():
+    assert_counts(r["accuracy"], 1000, f"test signals ({name})")
+  if "logistic" in results["models"]:
+    assert results["models"]["logistic"]["paper"] == 0.32
+
+
+def speech_relation(results, report):
+  count = scored_eval_count("experiments/repro/truncated_speech.py:tiny,smoke")
+  for name, r in results["models"].items():
+    for accuracy in r["accuracy"]:
+      assert_counts(accuracy, count, f"utterances ({name})")
+  assert results["windows"] == sorted(results["windows"])
+
+
+def vit_datasize_relation(results, report):
+  """Every training size is scored on the same 1,000 test signals."""
+  for name, by_size in results["accuracy"].items():
+    assert sorted(map(int, by_size)) == sorted(results["sizes"])
+    for values in by_size.values():
+      for accuracy in values:
+        assert_counts(accuracy, 1000, f"test signals ({name})")
+
+
+RELATIONS = {
+    "cordonnier2020": cordonnier_relation,
+    "floater2020": floater_relation,
+    "gat_karate": gat_karate_relation,
+    "katharopoulos2020_copy": copy_relation,
+    "katharopoulos2020_generation": generation_relation,
+    "katharopoulos2020_scaling": scaling_relation,
+    "lra2020": lra_relation,
+    "mnist1d2020": mnist1d_relation,
+    "truncated_speech": speech_relation,
+    "vit2020_datasize": vit_datasize_relation,
+}
+
+
+def test_every_reproduction_has_a_relation():
+  assert sorted(RELATIONS) == sorted(REPRODUCTIONS.names())

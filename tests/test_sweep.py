@@ -231,3 +231,51 @@ def test_real_cli_run(tmp_path):
   row, = csv.DictReader(open(sweep_dir / "results.csv"))
   assert row["status"] == "ok" and 0.0 <= float(row["eval_accuracy"]) <= 1.0
   assert int(row["params"]) > 0
+
+
+# Stands in for `python -m attn_research.main` on the first launch only: the real CLI,
+# with the data's train_batch raising KeyboardInterrupt (what Ctrl-C raises) when the
+# loop asks for the batch of step 5, after step 4 ran and checkpoint 2 was written.
+# Later launches are the plain CLI.
+INTERRUPTED_ONCE = '''
+import pathlib, sys
+marker, argv = pathlib.Path(sys.argv[1]), sys.argv[2:]
+if not marker.exists():
+  from attn_research.data.base import ArrayTask
+  real = ArrayTask.train_batch
+
+  def train_batch(self, step, batch_size, seed):
+    if step == 4:
+      marker.write_text("interrupted")
+      raise KeyboardInterrupt
+    return real(self, step, batch_size, seed)
+
+  ArrayTask.train_batch = train_batch
+from attn_research.main import main
+main(argv)
+'''
+
+
+@pytest.mark.slow
+def test_interrupted_real_run_resumes_from_its_checkpoint(tmp_path):
+  """A real run stopped by Ctrl-C after a checkpoint is resumed, not restarted, by the
+  same sweep command: its summary says it resumed from the step it saved."""
+  script, marker = tmp_path / "interrupted_once.py", tmp_path / "interrupted"
+  script.write_text(INTERRUPTED_ONCE)
+
+  def command(run, plan):
+    return [sys.executable, str(script), str(marker), *main_command(run, plan)[3:]]
+
+  spec = write_config(tmp_path, 'add(**{"train.num_steps": [6]})') + ":smoke"
+  argv = [spec, "--sweep-dir", str(tmp_path / "sweep"), "--config.train.checkpoint_every=2"]
+  assert main(argv, command=command) == 1  # the interrupted run counts as unfinished
+  run_dir = tmp_path / "sweep" / "train.num_steps=6"
+  assert marker.exists() and not (run_dir / "summary.json").exists()
+  saved = sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
+  assert saved == [2, 4], saved  # the interval's and the one Ctrl-C saved
+  assert main(argv, command=command) == 0
+  summary = json.loads((run_dir / "summary.json").read_text())
+  assert summary["resumed_from_step"] == 4 and summary["step"] == 6
+  steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+           if json.loads(line)["split"] == "train"]
+  assert steps == sorted(set(steps)) and steps[-1] == 6  # no step logged twice

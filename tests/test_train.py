@@ -1,12 +1,14 @@
 """The training loop: workdir files, resumption, NaN stop, refusals."""
 import json
+import math
 
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from attn_research.data.base import ArrayTask
-from attn_research.train import checkpoint as ckpt_lib
+from attn_research.workdir import checkpoint as ckpt_lib
 from attn_research.train import writer as writer_lib
 from attn_research.train.loop import run
 from tests.conftest import make_config
@@ -40,6 +42,30 @@ def test_run_writes_the_workdir_contract(tmp_path):
   assert summary["versions"]["jax"] == jax.__version__
   # One compilation of the train step for the whole run: no recompilation after step 1.
   assert summary["train_step_compilations"] == 1
+  train_rows = [r for r in rows if r["split"] == "train"]
+  # The schedule by hand: warm-up over 1 step from 0 (step 1's update is zero), then half
+  # a cosine from 1e-3 down over the 3 remaining steps.
+  np.testing.assert_allclose([r["learning_rate"] for r in train_rows],
+                             [0.0] + [1e-3 * 0.5 * (1 + math.cos(math.pi * s / 3))
+                                      for s in range(3)], rtol=1e-5, atol=1e-12)
+  # At initialisation the model guesses: loss near ln(10) (margin: tests/test_learning.py).
+  assert abs(train_rows[0]["loss"] - math.log(10)) < 1.0, train_rows[0]
+  # Step 1 (learning rate 0) leaves the parameters as drawn; the later steps move them,
+  # and the last checkpoint holds the parameters of the last step's logged norm.
+  norms = [r["param_norm"] for r in train_rows]
+  assert all(abs(n - norms[0]) > 1e-6 for n in norms[1:]), (
+      f"parameter norms {norms}: the updates of steps 2-4 did not change the parameters")
+  from attn_research.train.restore import load_trained
+  trained = load_trained(tmp_path)
+  leaves = jax.tree.leaves(nnx.state(trained.model, nnx.Param))
+  restored_norm = math.sqrt(sum(float((np.asarray(x, np.float64) ** 2).sum()) for x in leaves))
+  assert trained.step == 4 and restored_norm == pytest.approx(norms[-1], rel=1e-5)
+  # Eval accuracy is a whole number of the task's scored eval examples (359 digits; the
+  # last eval batch of 64 is padding past them, which must not count).
+  scored = sum(int(b["target_mask"].sum()) for b in trained.task.eval_batches(64))
+  correct = summary["final_eval"]["accuracy"] * scored
+  assert scored == 359 and abs(correct - round(correct)) < 1e-6, (
+      f"eval accuracy x 359 = {correct} is not a whole number of images: padding counted?")
 
 
 def _interrupt_at(monkeypatch, step):
@@ -119,7 +145,7 @@ def test_checkpoint_is_never_overwritten_by_an_older_step(tmp_path):
 
 def test_tuple_settings_resume(tmp_path):
   """config.json stores tuples as lists; that is not a config difference."""
-  from attn_research.train.checkpoint import check_resumable
+  from attn_research.workdir.checkpoint import check_resumable
   run(small_config(), tmp_path, progress=False)
   config = json.loads((tmp_path / "config.json").read_text())
   config["data"]["extra"] = ["a", 1]

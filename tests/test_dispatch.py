@@ -1,0 +1,143 @@
+"""Which implementation impl="auto" runs (kernels/attention.py: choose_impl), regime by
+regime, and that auto's answer equals the reference where auto picks something else.
+
+Comparing auto with reference only on shapes where auto *is* reference would pass
+whatever the other implementations computed; here every regime names the implementation
+it expects, and the comparisons run where auto chose chunked or local (a spy records
+which implementation actually ran).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from attn_research.kernels import attention as attention_lib
+from attn_research.kernels import choose_impl, dot_product_attention
+
+ON_GPU = jax.default_backend() == "gpu"
+
+
+def spec(B, T, H, D, dtype=jnp.float32):
+  """Shapes only: choose_impl decides from shapes and dtypes, so nothing is allocated."""
+  return jax.ShapeDtypeStruct((B, T, H, D), dtype)
+
+
+# The largest square score matrix "auto" still materialises: 4 bytes x T x S <= the limit.
+EDGE = int((attention_lib.AUTO_REFERENCE_MAX_BYTES // 4) ** 0.5)
+KEY_PAD = jax.ShapeDtypeStruct((1, 1, 1, 256), jnp.bool_)   # [B, 1, 1, S]
+FULL_MASK = jax.ShapeDtypeStruct((1, 1, 256, 256), jnp.bool_)  # [B, 1, T, S]
+
+# (name, q, kv, options, expected on CPU). On a GPU float32 calls never go to cuDNN (it
+# needs bf16/f16), so the expectations below hold there too.
+REGIMES = [
+    ("small scores", spec(2, 64, 2, 8), spec(2, 64, 2, 8), {}, "reference"),
+    ("scores at the byte limit", spec(1, EDGE, 1, 8), spec(1, EDGE, 1, 8), {}, "reference"),
+    ("scores one row past the limit", spec(1, EDGE + 1, 1, 8), spec(1, EDGE, 1, 8), {},
+     "chunked"),
+    ("large scores", spec(1, 16384, 8, 64), spec(1, 16384, 8, 64), {}, "chunked"),
+    ("large scores, weights asked", spec(1, 16384, 8, 64), spec(1, 16384, 8, 64),
+     dict(return_weights=True), "reference"),
+    ("narrow window", spec(1, 256, 2, 8), spec(1, 256, 2, 8), dict(window=(8, 8)), "local"),
+    ("narrow causal window, key padding", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
+     dict(window=(63, 0), causal=True, mask=KEY_PAD), "local"),
+    ("window of exactly a quarter of the keys", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
+     dict(window=(31, 32)), "local"),
+    ("window just over a quarter", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
+     dict(window=(32, 32)), "reference"),
+    ("window with a bias", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
+     dict(window=(8, 8), bias=jax.ShapeDtypeStruct((1, 2, 256, 256), jnp.float32)),
+     "reference"),
+    ("window with a full mask", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
+     dict(window=(8, 8), mask=FULL_MASK), "reference"),
+    ("window, cross attention", spec(1, 128, 2, 8), spec(1, 256, 2, 8), dict(window=(8, 8)),
+     "reference"),
+    ("window, additive scores", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
+     dict(window=(8, 8), additive=True), "reference"),
+]
+
+
+@pytest.mark.parametrize("name,q,kv,options,expected", REGIMES, ids=[r[0] for r in REGIMES])
+def test_choose_impl_per_regime(name, q, kv, options, expected):
+  assert choose_impl(q, kv, kv, **options) == expected, name
+
+
+def test_bfloat16_never_picks_cudnn_on_cpu():
+  if ON_GPU:
+    pytest.skip("this machine has a GPU (the cuDNN cases are the next test)")
+  q = spec(2, 128, 4, 64, jnp.bfloat16)
+  assert choose_impl(q, q, q) == "reference"
+  assert choose_impl(q, q, q, causal=True, window=(16, 0)) == "local"
+
+
+@pytest.mark.skipif(not ON_GPU, reason="cuDNN attention runs on a GPU only")
+@pytest.mark.parametrize("q,options,expected", [
+    (spec(2, 128, 4, 64, jnp.bfloat16), {}, "cudnn"),
+    (spec(2, 128, 4, 64, jnp.float16), dict(causal=True), "cudnn"),
+    (spec(2, 128, 4, 64, jnp.bfloat16), dict(causal=True, window=(16, 0)), "cudnn"),
+    (spec(2, 128, 4, 64, jnp.float32), {}, "reference"),        # cuDNN needs bf16 / f16
+    (spec(2, 128, 4, 60, jnp.bfloat16), {}, "reference"),       # head_dim not a multiple of 8
+    (spec(2, 128, 4, 64, jnp.bfloat16), dict(return_weights=True), "reference"),
+    (spec(2, 128, 4, 64, jnp.bfloat16), dict(additive=True), "reference"),
+    (spec(2, 128, 4, 64, jnp.bfloat16), dict(window=(8, 8)), "local"),  # two-sided window
+])
+def test_choose_impl_on_gpu(q, options, expected):
+  assert choose_impl(q, q, q, **options) == expected
+
+
+# ------------------------------------------------------------ auto against the reference
+
+@pytest.fixture
+def spy(monkeypatch):
+  """Records the implementations that ran (the private functions auto dispatches to)."""
+  ran = []
+  for name in ("_reference", "_chunked", "_jax_nn"):
+    real = getattr(attention_lib, name)
+
+    def wrapped(*args, _real=real, _name=name, **kwargs):
+      ran.append(_name.strip("_"))
+      return _real(*args, **kwargs)
+
+    monkeypatch.setattr(attention_lib, name, wrapped)
+  real_local = attention_lib.local_lib.local_attention
+
+  def local(*args, **kwargs):
+    ran.append("local")
+    return real_local(*args, **kwargs)
+
+  monkeypatch.setattr(attention_lib.local_lib, "local_attention", local)
+  return ran
+
+
+def qkv(seed, B=2, T=48, H=2, D=8):
+  rng = np.random.default_rng(seed)
+  return [jnp.asarray(rng.normal(size=(B, T, H, D)), jnp.float32) for _ in range(3)]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_auto_equals_reference_where_it_picks_chunked(monkeypatch, spy, causal):
+  # A 1 KiB limit makes these small calls "large": auto must take the chunked path.
+  monkeypatch.setattr(attention_lib, "AUTO_REFERENCE_MAX_BYTES", 1024)
+  q, k, v = qkv(0)
+  pad = jnp.asarray(np.arange(48)[None, None, None, :] < np.array([48, 30])[:, None, None, None])
+  assert choose_impl(q, k, v, mask=pad, causal=causal) == "chunked"
+  got = dot_product_attention(q, k, v, mask=pad, causal=causal, impl="auto", q_chunk=16,
+                              k_chunk=16)
+  assert spy == ["chunked"], spy
+  want = dot_product_attention(q, k, v, mask=pad, causal=causal, impl="reference")
+  assert spy == ["chunked", "reference"], spy
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-6)
+
+
+@pytest.mark.parametrize("window,causal", [((3, 2), False), ((5, 0), True)])
+def test_auto_equals_reference_where_it_picks_local(spy, window, causal):
+  q, k, v = qkv(1, T=64)
+  pad = jnp.asarray(np.arange(64)[None, None, None, :] < np.array([64, 41])[:, None, None, None])
+  assert choose_impl(q, k, v, mask=pad, window=window, causal=causal) == "local"
+  got = dot_product_attention(q, k, v, mask=pad, window=window, causal=causal, impl="auto")
+  assert spy == ["local"], spy
+  want = dot_product_attention(q, k, v, mask=pad, window=window, causal=causal,
+                               impl="reference")
+  np.testing.assert_allclose(np.asarray(got)[:, :41], np.asarray(want)[:, :41], atol=2e-6)
+  # Real queries of the padded row, and every query of the full row, agree; padded
+  # queries may differ (neither implementation promises a value there).
+  np.testing.assert_allclose(np.asarray(got)[0], np.asarray(want)[0], atol=2e-6)
