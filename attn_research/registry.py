@@ -24,13 +24,14 @@ class Registry:
   def register(self, name: str, defaults: dict | None = None, smoke: dict | None = None,
                *, takes_arg: bool = False):
     """Decorator adding fn_or_cls under name. takes_arg: the entry reads NAME:ARG (a class
-    may say so itself with a true `takes_arg` or `takes_settings` attribute); NAME:ARG
-    of any other entry is refused, so an argument is never silently dropped."""
+    that declares typed `setting_defaults`, read with attn_research/args.py, takes one
+    too); NAME:ARG of any other entry is refused, so an argument is never silently
+    dropped."""
     def wrap(obj):
       if name in self._entries:
         raise ValueError(f"{self.config_key}={name!r} is registered twice")
       self._entries[name] = (obj, dict(defaults or {}), dict(smoke or {}))
-      if takes_arg or getattr(obj, "takes_arg", False) or getattr(obj, "takes_settings", False):
+      if takes_arg or getattr(obj, "setting_defaults", None):
         self._takes_arg.add(name)
       return obj
     return wrap

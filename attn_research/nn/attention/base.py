@@ -56,11 +56,6 @@ class AttentionKernel(nnx.Module):
   setting_defaults: dict = {}
   needs_max_length = False
   decode_mode: str | None = None
-  takes_arg = False  # derived from setting_defaults: the registry refuses NAME:ARG without it
-
-  def __init_subclass__(cls, **kwargs):
-    super().__init_subclass__(**kwargs)
-    cls.takes_arg = bool(cls.setting_defaults)
 
   def init_decode_cache(self, batch: int, capacity: int, num_heads: int, head_dim: int,
                         dtype=jnp.float32):

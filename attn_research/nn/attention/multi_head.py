@@ -22,7 +22,7 @@ def _kernel_options(kernel, kernel_cls, max_length):
   after NAME:) and max_length (needs_max_length). ATTENTION_KERNELS.get refuses NAME:ARG
   for a kernel that takes no settings."""
   options = {}
-  if kernel_cls.takes_arg:
+  if kernel_cls.setting_defaults:
     options["settings"] = args.split(kernel)[1]
   if kernel_cls.needs_max_length:
     options["max_length"] = max_length

@@ -33,11 +33,11 @@ def get_positional(name: str, d_model: int, max_length: int, num_heads: int, *,
                    rngs: nnx.Rngs, num_layers: int = 1):
   """NAME, or NAME:SETTINGS for an encoding that takes settings (`setting_defaults`)."""
   base, settings = args.split(name)
-  if settings is not None and base in POSITIONAL and not POSITIONAL.get(base).takes_arg:
+  if settings is not None and base in POSITIONAL and not POSITIONAL.get(base).setting_defaults:
     raise ValueError(f"model.position={name!r}: {base!r} takes no settings after ':'")
   cls = POSITIONAL.get(name)
   options = {}
-  if cls.takes_arg:
+  if cls.setting_defaults:
     options["settings"] = settings or ""
   if cls.per_layer:
     options["num_layers"] = num_layers
@@ -66,11 +66,6 @@ class Position(nnx.Module):
   setting_defaults: dict = {}
   per_layer = False
   cannot_decode: str | None = None
-  takes_arg = False  # derived from setting_defaults: the registry refuses NAME:ARG without it
-
-  def __init_subclass__(cls, **kwargs):
-    super().__init_subclass__(**kwargs)
-    cls.takes_arg = bool(cls.setting_defaults)
 
   def __init__(self, d_model, max_length, num_heads, *, rngs):
     del d_model, max_length, num_heads, rngs
