@@ -46,6 +46,7 @@ import numpy as np
 from scipy import signal
 from tqdm.auto import tqdm
 
+from attn_research import args
 from attn_research.data.base import (ArrayTask, TaskInfo, lengths_to_mask, register_task,
                                      save_figure)
 from attn_research.data.cache import (MissingProgramError, cached_arrays, data_dir,
@@ -344,10 +345,11 @@ def spoken_digits(cfg):
   speakers), seed (noise and held-out choice), max_frames (T; a longer utterance is an
   error, never cut), engine ("auto", "program" or "library": who synthesizes).
   """
-  _, _, mode = cfg["name"].partition(":")
-  if mode not in ("", "speaker"):
-    raise ValueError(f"data.name={cfg['name']!r}: the only variant is 'spoken_digits:speaker'")
-  speaker = mode == "speaker"
+  try:
+    speaker = args.parse_arg(args.split(cfg["name"])[1], where=f"data.name={cfg['name']!r}",
+                             what="variant", speaker=False)["speaker"]
+  except ValueError as e:
+    raise ValueError(f"{e}; the only variant is 'spoken_digits:speaker'") from None
   _check(cfg, speaker)
   engine = get_engine(cfg["engine"])
   check_voices(cfg["voices"], engine)
