@@ -3,10 +3,18 @@
   PYTHONPATH=. .venv/bin/python benchmarks/attention.py [--lengths 512,1024,...] [--heads 8]
       [--head-dim 64] [--batch 1] [--dtype float32|bfloat16] [--repeats N] [--max-gib 8]
       [--max-seconds 60] [--features 256] [--projected 256] [--only reference,performer,...]
+      [--causal]
 
-Softmax implementations: reference (materialised scores), chunked (Rabe & Staats, default
-chunks 1024 x 4096), xla (jax.nn.dot_product_attention, implementation="xla"), and cudnn on
-a GPU. The other kernels of model.attention, each as the module calls it (impl="auto"),
+Softmax implementations: reference (materialised scores), chunked (Rabe & Staats; the
+backend's default chunks, 256 x 256 on a CPU, 1024 x 4096 elsewhere), auto (what the
+models run: kernels.choose_impl), cudnn on a GPU, and the peer every row is compared
+with, jax.nn.dot_product_attention itself (row "xla": implementation="xla", called
+directly). Column "x jax.nn" is the row's time over the peer's at the same length and
+pass, measured in the same run (below 1: faster than jax.nn). --causal runs the softmax
+rows causal (FLOPs halved) and skips the other kernels, which are measured non-causal.
+The closing lines give the machine's matmul rate in --dtype (a jitted 2048^3 matmul,
+measure.matmul_rate) and each softmax row's percentage of it at T = 2048 fwd+bwd.
+The other kernels of model.attention, each as the module calls it (impl="auto"),
 non-causal: additive (Bahdanau scores, O(T S D) memory per block), linear (elu + 1
 features, direct form), performer (FAVOR+, --features random features, direct form),
 linformer (keys and values projected to --projected positions, then softmax), gat (GAT's
@@ -34,14 +42,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from attn_research import measure as measure_lib
-from attn_research.kernels import additive_attention, dot_product_attention, linear_attention
+from attn_research.kernels import (additive_attention, choose_impl, dot_product_attention,
+                                   linear_attention)
 from attn_research.kernels.graph import gat_attention
 from attn_research.kernels.linformer import linformer_attention
 from attn_research.kernels.performer import orthogonal_gaussian, performer_attention
 
 PASSES = ("fwd", "fwd+bwd")
 MIB = 2**20
-SOFTMAX_IMPLS = ("reference", "chunked", "xla", "cudnn")
+SOFTMAX_IMPLS = ("reference", "chunked", "auto", "xla", "cudnn")
+PEER = "xla"  # jax.nn.dot_product_attention, called directly
 OTHER_KERNELS = ("additive", "linear", "performer", "linformer", "gat")
 
 
@@ -62,6 +72,8 @@ def parse_args(argv=None):
   p.add_argument("--projected", type=int, default=256,
                  help="linformer's projected length k (at most T)")
   p.add_argument("--only", default=None, help="comma-separated rows to run (default: all)")
+  p.add_argument("--causal", action="store_true",
+                 help="causal softmax rows (the other kernels are skipped)")
   args = p.parse_args(argv)
   args.lengths = [int(t) for t in args.lengths.split(",")]
   valid = SOFTMAX_IMPLS + OTHER_KERNELS
@@ -72,13 +84,17 @@ def parse_args(argv=None):
 
 
 def implementations(args=None):
-  rows = (("reference", "chunked", "xla") + (("cudnn",) if jax.default_backend() == "gpu" else ())
-          + OTHER_KERNELS)
+  causal = args is not None and args.causal
+  rows = (("reference", "chunked", "auto", "xla")
+          + (("cudnn",) if jax.default_backend() == "gpu" else ())
+          + (() if causal else OTHER_KERNELS))
   only = None if args is None else args.only
   return tuple(r for r in rows if only is None or r in only)
 
 
 def row_label(impl, args):
+  if impl == "xla":
+    return "jax.nn (xla)"
   if impl == "performer":
     return f"performer (M={args.features})"
   if impl == "linformer":
@@ -104,10 +120,13 @@ def kernel_params(impl, args, length):
   return ()
 
 
-def kernel_call(impl):
+def kernel_call(impl, causal=False):
   """(q, k, v, *params) -> attention output, for one row."""
+  if impl == PEER:
+    return lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=causal,
+                                                        implementation="xla")
   if impl in SOFTMAX_IMPLS:
-    return lambda q, k, v: dot_product_attention(q, k, v, impl=impl)
+    return lambda q, k, v: dot_product_attention(q, k, v, impl=impl, causal=causal)
   return {"additive": lambda q, k, v, w: additive_attention(q, k, v, w),
           "linear": lambda q, k, v: linear_attention(q, k, v),
           "performer": lambda q, k, v, w: performer_attention(q, k, v, w),
@@ -115,9 +134,9 @@ def kernel_call(impl):
           "gat": lambda q, k, v, a_q, a_k: gat_attention(q, k, v, a_q, a_k)}[impl]
 
 
-def attention_fn(impl, pass_):
+def attention_fn(impl, pass_, causal=False):
   """The function to benchmark: attention itself, or the gradient of its sum w.r.t. q, k, v."""
-  fwd = kernel_call(impl)
+  fwd = kernel_call(impl, causal)
 
   def loss(q, k, v, *params):
     return jnp.sum(fwd(q, k, v, *params).astype(jnp.float32))
@@ -130,8 +149,8 @@ def compile_with_memory(fn, shape, dtype, params=()):
   return measure_lib.compile_with_memory(fn, x, x, x, *params)
 
 
-def flops(batch, length, heads, head_dim, pass_):
-  fwd = 4 * batch * length**2 * heads * head_dim
+def flops(batch, length, heads, head_dim, pass_, causal=False):
+  fwd = 4 * batch * length**2 * heads * head_dim / (2 if causal else 1)
   return fwd if pass_ == "fwd" else 3.5 * fwd
 
 
@@ -140,7 +159,8 @@ def measure(impl, pass_, args, qkv):
   shape, dtype = qkv[0].shape, qkv[0].dtype
   params = kernel_params(impl, args, shape[1])
   try:
-    compiled, peak = compile_with_memory(attention_fn(impl, pass_), shape, dtype, params)
+    compiled, peak = compile_with_memory(attention_fn(impl, pass_, args.causal), shape, dtype,
+                                         params)
   except ValueError as e:  # e.g. cudnn with float32 inputs
     return {"bytes": None, "seconds": None, "note": f"unsupported: {e}".split(";")[0]}
   if peak > args.max_gib * 2**30:
@@ -170,27 +190,74 @@ def run_all(args):
   return results
 
 
-def format_cells(r, n_flops):
-  """n_flops None: the row does other work than softmax attention; no TFLOP/s."""
+def format_cells(r, n_flops, peer=None):
+  """n_flops None: the row does other work than softmax attention; no TFLOP/s. peer: the
+  jax.nn measurement at the same length and pass (the "x jax.nn" ratio)."""
   mem = "-" if r["bytes"] is None else f"{r['bytes'] / MIB:,.0f}"
   if r["seconds"] is None:
-    return [r["note"], "-", mem]
+    return [r["note"], "-", mem, "-"]
   rate = "-" if n_flops is None else f"{n_flops / r['seconds'] / 1e12:.3f}"
-  return [f"{1e3 * r['seconds']:,.1f}", rate, mem]
+  ratio = ("-" if peer is None or peer["seconds"] is None
+           else f"{r['seconds'] / peer['seconds']:.2f}")
+  return [f"{1e3 * r['seconds']:,.1f}", rate, mem, ratio]
 
 
 def table(results, args):
-  head = ["impl", "T"] + [f"{p} {c}" for p in PASSES for c in ("ms", "TFLOP/s", "MiB")]
+  head = ["impl", "T"] + [f"{p} {c}" for p in PASSES
+                          for c in ("ms", "TFLOP/s", "MiB", "x jax.nn")]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for impl in implementations(args):
     for length in args.lengths:
       cells = [row_label(impl, args), str(length)]
       for pass_ in PASSES:
-        n = (flops(args.batch, length, args.heads, args.head_dim, pass_)
+        n = (flops(args.batch, length, args.heads, args.head_dim, pass_, args.causal)
              if impl in SOFTMAX_IMPLS else None)
-        cells += format_cells(results[impl, length, pass_], n)
+        cells += format_cells(results[impl, length, pass_], n,
+                              results.get((PEER, length, pass_)))
       lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
+
+
+def matmul_lines(results, args, length=2048):
+  """The machine's matmul rate and each softmax row's share of it at `length` fwd+bwd."""
+  rate, took = measure_lib.matmul_rate(args.dtype)
+  lines = [f"{args.dtype} 2048^3 matmul under jit: {rate / 1e9:,.0f} GFLOP/s "
+           f"(best of 5, measured in {took:.1f} s)"]
+  shares = []
+  for impl in implementations(args):
+    r = results.get((impl, length, "fwd+bwd"))
+    if impl in SOFTMAX_IMPLS and r and r["seconds"]:
+      n = flops(args.batch, length, args.heads, args.head_dim, "fwd+bwd", args.causal)
+      shares.append(f"{row_label(impl, args)} {100 * n / r['seconds'] / rate:.1f} %")
+  if shares:
+    lines.append(f"share of that rate at T={length} fwd+bwd: " + ", ".join(shares))
+  return lines
+
+
+def auto_line(results, args):
+  """The target: impl="auto" never slower than jax.nn at any length measured. Where auto
+  picks xla it runs jax.nn's own program, so its ratio there is timing noise and is
+  reported apart."""
+  same, own = [], []
+  for t in args.lengths:
+    shape = jax.ShapeDtypeStruct((args.batch, t, args.heads, args.head_dim), args.dtype)
+    picked = choose_impl(shape, shape, shape, causal=args.causal)
+    for p in PASSES:
+      a, b = results.get(("auto", t, p)), results.get((PEER, t, p))
+      if a and b and a["seconds"] and b["seconds"]:
+        (same if picked == PEER else own).append((a["seconds"] / b["seconds"], t, p, picked))
+  if not same and not own:
+    return "auto vs jax.nn: n/a (needs the auto and xla rows)"
+  parts = []
+  if same:
+    parts.append(f"auto runs jax.nn itself at T={sorted({t for _, t, _, _ in same})} "
+                 f"(ratios {min(same)[0]:.2f}-{max(same)[0]:.2f}: timing noise)")
+  if own:
+    worst = max(own)
+    ok = "OK" if worst[0] <= 1.0 else "MISSED"
+    parts.append(f"where it runs its own pick, worst auto / jax.nn {worst[0]:.2f} at "
+                 f"T={worst[1]} {worst[2]} ({worst[3]}; target <= 1.00) {ok}")
+  return "; ".join(parts)
 
 
 def target_lines(results):
@@ -213,13 +280,15 @@ def target_lines(results):
 def main(argv=None):
   args = parse_args(argv)
   print(f"# attention: batch {args.batch}, {args.heads} heads, head dim {args.head_dim}, "
-        f"{args.dtype}, median of up to {args.repeats} runs (fewer past "
+        f"{args.dtype}{', causal' if args.causal else ''}, median of up to {args.repeats} "
+        f"runs (fewer past "
         f"{args.max_seconds:g} s); device {jax.devices()[0].device_kind} "
         f"({jax.default_backend()}); memory = XLA compiled temp + argument + output\n")
   results = run_all(args)
   print(table(results, args))
   print()
-  print("\n".join(target_lines(results)))
+  print("\n".join(target_lines(results) + [auto_line(results, args)]
+                  + matmul_lines(results, args)))
 
 
 if __name__ == "__main__":

@@ -69,14 +69,15 @@ def test_two_seeds_two_run_dirs_peak_memory_and_flops_budget_end_to_end(tmp_path
   assert (tmp_path / "comparison.png").stat().st_size > 0
 
 
-def _fake_run(run, *, accuracy, examples_per_s, wall, flops, peak, seed=0):
+def _fake_run(run, *, accuracy, examples_per_s, wall, flops, peak, seed=0, mfu=None):
   run.mkdir(parents=True)
   (run / "config.json").write_text(json.dumps({"seed": seed}))
   (run / "summary.json").write_text(json.dumps({
       "task": "fake", "step": 10, "params": 1234, "flops_per_example": flops,
       "train_step_peak_bytes": peak, "train_examples_per_second": examples_per_s,
       "wall_time_s": wall, "final_eval": {"accuracy": accuracy, "loss": 1.0},
-      "device": {"kind": "cpu", "count": 1}}))
+      "device": {"kind": "cpu", "count": 1},
+      **({} if mfu is None else {"mfu": mfu})}))
   rows = [{"step": s, "split": split, "loss": 1.0 / s, "accuracy": accuracy}
           for s in (5, 10) for split in ("train", "eval")]
   (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -88,13 +89,14 @@ def test_report_aggregates_seeds_to_the_exact_mean_and_std(tmp_path):
                                              (0.85, 600.0, 60.0)]):
     runs["a"].append(tmp_path / "a" / f"seed_{seed}")
     _fake_run(runs["a"][-1], accuracy=acc, examples_per_s=speed, wall=wall, flops=2.5e6,
-              peak=3 * 2**20, seed=seed)
+              peak=3 * 2**20, seed=seed, mfu=(0.01, 0.02, 0.03)[seed])
   _fake_run(runs["b"], accuracy=0.5, examples_per_s=50.0, wall=5.0, flops=None, peak=None)
   write_comparison(tmp_path, runs)
   md = (tmp_path / "comparison.md").read_text()
   # std over 0.80, 0.90, 0.85 with n - 1: sqrt(((-0.05)^2 + 0.05^2 + 0) / 2) = 0.05.
-  assert "| a | 1,234 | 2.50 | 3.0 | 300 | 0.8500 ± 0.0500 (n=3) | 30.0 |" in md
-  assert "| b | 1,234 | n/a | n/a | 50 | 0.5000 (n=1) | 5.0 |" in md
+  # MFU: mean over the seeds that recorded one (b's summary predates it: n/a).
+  assert "| a | 1,234 | 2.50 | 3.0 | 300 | 2.00 | 0.8500 ± 0.0500 (n=3) | 30.0 |" in md
+  assert "| b | 1,234 | n/a | n/a | 50 | n/a | 0.5000 (n=1) | 5.0 |" in md
   assert "seeds 0, 1, 2" in md
   assert (tmp_path / "comparison.png").exists()
 

@@ -22,16 +22,19 @@ def spec(B, T, H, D, dtype=jnp.float32):
   return jax.ShapeDtypeStruct((B, T, H, D), dtype)
 
 
-# The largest square score matrix "auto" still materialises: 4 bytes x T x S <= the limit.
-EDGE = int((attention_lib.AUTO_REFERENCE_MAX_BYTES // 4) ** 0.5)
+# The largest square score matrix "auto" still materialises on this backend (32 MiB on a
+# CPU, 16 MiB there when causal, 256 MiB elsewhere): 4 bytes x T x S <= the limit.
+EDGE = int((attention_lib.materialise_limit() // 4) ** 0.5)
+CAUSAL_EDGE = int((attention_lib.materialise_limit(causal=True) // 4) ** 0.5)
 KEY_PAD = jax.ShapeDtypeStruct((1, 1, 1, 256), jnp.bool_)   # [B, 1, 1, S]
 FULL_MASK = jax.ShapeDtypeStruct((1, 1, 256, 256), jnp.bool_)  # [B, 1, T, S]
 
 # (name, q, kv, options, expected on CPU). On a GPU float32 calls never go to cuDNN (it
-# needs bf16/f16), so the expectations below hold there too.
+# needs bf16/f16), so the expectations below hold there too. Before xla joined auto
+# (2026-12), every "xla" below was "reference" and the CPU limit was 256 MiB.
 REGIMES = [
-    ("small scores", spec(2, 64, 2, 8), spec(2, 64, 2, 8), {}, "reference"),
-    ("scores at the byte limit", spec(1, EDGE, 1, 8), spec(1, EDGE, 1, 8), {}, "reference"),
+    ("small scores", spec(2, 64, 2, 8), spec(2, 64, 2, 8), {}, "xla"),
+    ("scores at the byte limit", spec(1, EDGE, 1, 8), spec(1, EDGE, 1, 8), {}, "xla"),
     ("scores one row past the limit", spec(1, EDGE + 1, 1, 8), spec(1, EDGE, 1, 8), {},
      "chunked"),
     ("large scores", spec(1, 16384, 8, 64), spec(1, 16384, 8, 64), {}, "chunked"),
@@ -43,16 +46,29 @@ REGIMES = [
     ("window of exactly a quarter of the keys", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
      dict(window=(31, 32)), "local"),
     ("window just over a quarter", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
-     dict(window=(32, 32)), "reference"),
+     dict(window=(32, 32)), "xla"),
     ("window with a bias", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
      dict(window=(8, 8), bias=jax.ShapeDtypeStruct((1, 2, 256, 256), jnp.float32)),
-     "reference"),
+     "xla"),
     ("window with a full mask", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
-     dict(window=(8, 8), mask=FULL_MASK), "reference"),
+     dict(window=(8, 8), mask=FULL_MASK), "xla"),
     ("window, cross attention", spec(1, 128, 2, 8), spec(1, 256, 2, 8), dict(window=(8, 8)),
-     "reference"),
+     "xla"),
     ("window, additive scores", spec(1, 256, 2, 8), spec(1, 256, 2, 8),
      dict(window=(8, 8), additive=True), "reference"),
+    # What jax.nn cannot compute stays materialised by reference below the limit.
+    ("additive scores", spec(2, 64, 2, 8), spec(2, 64, 2, 8), dict(additive=True),
+     "reference"),
+    ("additive scores past the limit", spec(1, 16384, 8, 64), spec(1, 16384, 8, 64),
+     dict(additive=True), "chunked"),
+    ("mixed dtypes", spec(2, 64, 2, 8, jnp.bfloat16), spec(2, 64, 2, 8), {}, "reference"),
+    # Causal chunked skips half its blocks: on a CPU the limit halves for causal calls.
+    ("causal scores at the causal limit", spec(1, CAUSAL_EDGE, 1, 8),
+     spec(1, CAUSAL_EDGE, 1, 8), dict(causal=True), "xla"),
+    ("causal scores one row past it", spec(1, CAUSAL_EDGE + 1, 1, 8),
+     spec(1, CAUSAL_EDGE, 1, 8), dict(causal=True), "chunked"),
+    ("non-causal scores of that size", spec(1, CAUSAL_EDGE + 1, 1, 8),
+     spec(1, CAUSAL_EDGE, 1, 8), {}, "xla" if CAUSAL_EDGE < EDGE else "chunked"),
 ]
 
 
@@ -65,7 +81,7 @@ def test_bfloat16_never_picks_cudnn_on_cpu():
   if ON_GPU:
     pytest.skip("this machine has a GPU (the cuDNN cases are the next test)")
   q = spec(2, 128, 4, 64, jnp.bfloat16)
-  assert choose_impl(q, q, q) == "reference"
+  assert choose_impl(q, q, q) == "xla"
   assert choose_impl(q, q, q, causal=True, window=(16, 0)) == "local"
 
 
@@ -74,8 +90,8 @@ def test_bfloat16_never_picks_cudnn_on_cpu():
     (spec(2, 128, 4, 64, jnp.bfloat16), {}, "cudnn"),
     (spec(2, 128, 4, 64, jnp.float16), dict(causal=True), "cudnn"),
     (spec(2, 128, 4, 64, jnp.bfloat16), dict(causal=True, window=(16, 0)), "cudnn"),
-    (spec(2, 128, 4, 64, jnp.float32), {}, "reference"),        # cuDNN needs bf16 / f16
-    (spec(2, 128, 4, 60, jnp.bfloat16), {}, "reference"),       # head_dim not a multiple of 8
+    (spec(2, 128, 4, 64, jnp.float32), {}, "xla"),        # cuDNN needs bf16 / f16
+    (spec(2, 128, 4, 60, jnp.bfloat16), {}, "xla"),       # head_dim not a multiple of 8
     (spec(2, 128, 4, 64, jnp.bfloat16), dict(return_weights=True), "reference"),
     (spec(2, 128, 4, 64, jnp.bfloat16), dict(additive=True), "reference"),
     (spec(2, 128, 4, 64, jnp.bfloat16), dict(window=(8, 8)), "local"),  # two-sided window
@@ -117,6 +133,7 @@ def qkv(seed, B=2, T=48, H=2, D=8):
 def test_auto_equals_reference_where_it_picks_chunked(monkeypatch, spy, causal):
   # A 1 KiB limit makes these small calls "large": auto must take the chunked path.
   monkeypatch.setattr(attention_lib, "AUTO_REFERENCE_MAX_BYTES", 1024)
+  monkeypatch.setattr(attention_lib, "AUTO_CPU_MATERIALISE_MAX_BYTES", 1024)
   q, k, v = qkv(0)
   pad = jnp.asarray(np.arange(48)[None, None, None, :] < np.array([48, 30])[:, None, None, None])
   assert choose_impl(q, k, v, mask=pad, causal=causal) == "chunked"
@@ -141,3 +158,51 @@ def test_auto_equals_reference_where_it_picks_local(spy, window, causal):
   # Real queries of the padded row, and every query of the full row, agree; padded
   # queries may differ (neither implementation promises a value there).
   np.testing.assert_allclose(np.asarray(got)[0], np.asarray(want)[0], atol=2e-6)
+
+
+def test_auto_equals_reference_where_it_picks_xla(spy):
+  """Including a row with no key allowed, which jax.nn alone would fill with the mean
+  of the values: auto returns zeros there, as reference does."""
+  q, k, v = qkv(2)
+  pad = np.arange(48)[None, None, None, :] < np.array([48, 30])[:, None, None, None]
+  pad = np.broadcast_to(pad, (2, 2, 48, 48)).copy()
+  pad[1, 0, 5] = False  # query 5 of head 0 in the second sequence sees no key
+  pad = jnp.asarray(pad)
+  assert choose_impl(q, k, v, mask=pad, causal=True) == "xla"
+  got = dot_product_attention(q, k, v, mask=pad, causal=True, impl="auto")
+  assert spy == ["jax_nn"], spy
+  want = dot_product_attention(q, k, v, mask=pad, causal=True, impl="reference")
+  np.testing.assert_array_equal(np.asarray(got)[1, 5, 0], 0.0)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-6)
+  # What jax.nn cannot compute is refused by name when xla is asked for outright.
+  with pytest.raises(ValueError, match=r"values shaped like the keys; got \(2, 48, 2, 4\)"):
+    dot_product_attention(q, k, v[..., :4], impl="xla")
+
+
+@pytest.mark.parametrize("T,window", [(300, None), (300, (40, 0)), (45, (3, 2))])
+def test_chunked_skips_blocks_no_query_sees(spy, T, window):
+  """Causal (and windowed) chunked attention runs one lax.cond per key block, and with
+  lengths that are not multiples of the chunks it equals reference, values and
+  gradients."""
+  q, k, v = qkv(3, B=1, T=T, H=2, D=8)
+  opts = dict(causal=True, window=window, q_chunk=64, k_chunk=32)
+  jaxpr = str(jax.make_jaxpr(lambda q: dot_product_attention(q, k, v, impl="chunked",
+                                                             **opts))(q))
+  assert "cond" in jaxpr
+  assert "cond" not in str(jax.make_jaxpr(lambda q: dot_product_attention(
+      q, k, v, impl="chunked", q_chunk=64, k_chunk=32))(q))
+
+  def loss(impl):
+    return lambda q, k, v: jnp.sum(jnp.sin(dot_product_attention(
+        q, k, v, impl=impl, **(opts if impl == "chunked" else dict(causal=True,
+                                                                    window=window)))))
+
+  np.testing.assert_allclose(
+      np.asarray(dot_product_attention(q, k, v, impl="chunked", **opts)),
+      np.asarray(dot_product_attention(q, k, v, impl="reference", causal=True,
+                                       window=window)), atol=2e-6)
+  got = jax.grad(loss("chunked"), argnums=(0, 1, 2))(q, k, v)
+  want = jax.grad(loss("reference"), argnums=(0, 1, 2))(q, k, v)
+  for name, g, w in zip("qkv", got, want):
+    np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-5, err_msg=f"d/d{name}")
+

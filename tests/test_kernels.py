@@ -396,12 +396,16 @@ def test_chunked_memory_grows_linearly_reference_quadratically():
 
 # ---------------------------------------------------------------------------- auto choice
 
-def test_auto_picks_reference_when_small_chunked_when_large_on_cpu():
+def test_auto_picks_xla_when_small_chunked_when_large_on_cpu():
+  """Small score matrices go to jax.nn (xla), or reference for what jax.nn cannot
+  compute (additive scores); large ones to chunked (tests/test_dispatch.py has every
+  regime)."""
   if jax.default_backend() == "gpu":
     pytest.skip("auto prefers cuDNN on a GPU")
   small = jax.ShapeDtypeStruct((1, 64, 2, 8), jnp.float32)
   large = jax.ShapeDtypeStruct((1, 16384, 8, 64), jnp.float32)
-  assert choose_impl(small, small, small) == "reference"
+  assert choose_impl(small, small, small) == "xla"
+  assert choose_impl(small, small, small, additive=True) == "reference"
   assert choose_impl(large, large, large) == "chunked"
   assert choose_impl(large, large, large, return_weights=True) == "reference"
 

@@ -13,13 +13,37 @@ impl:
   "local"      block-banded truncated attention (kernels/local.py) for a window:
                O(T * window) time and memory; self-attention with at most a key
                padding mask, no bias.
-  "xla"        jax.nn.dot_product_attention(implementation="xla").
+  "xla"        jax.nn.dot_product_attention(implementation="xla"), with rows whose keys
+               are all masked out set to zero as in reference.
   "cudnn"      jax.nn.dot_product_attention(implementation="cudnn"): fused, GPU only.
-  "auto"       cudnn when on a GPU and the call is supported there, else local for a
-               window covering at most a quarter of the keys, else reference when the
-               score matrix is small, else chunked.
+  "auto"       choose_impl, in this order:
+                 1. reference when the weights are asked for;
+                 2. cudnn on a GPU when cuDNN supports the call (bf16/f16, head dim
+                    <= 128 and a multiple of 8, no two-sided window unless causal);
+                 3. local for a window covering at most a quarter of the keys;
+                 4. when the float32 score matrix [B, H, T, S] fits the backend's limit
+                    (materialise_limit: 32 MiB on a CPU, 16 MiB when causal, 256 MiB
+                    elsewhere): xla when jax.nn supports the call (dot-product
+                    scores, values shaped like the keys, one dtype), else reference;
+                 5. chunked.
+               Why the CPU limit is lower: on a CPU, materialised attention streams the
+               whole score matrix through memory several times (softmax, its gradient),
+               while chunked keeps a 256 x 256 block per head in cache. Measured on the
+               project's 2-core CPU (B 1, 8 heads, head dim 64, fwd+bwd; 2026-11-30,
+               load 4, the other jobs of the machine running): chunked with 256 x 256
+               blocks took 0.64-0.72x jax.nn's time at T = 1536-4096, tied at T = 1024
+               (32 MiB of scores: the limit) and lost at T = 512 (1.4x); causal, which
+               skips blocks, it took 0.44-0.48x at T = 2048-4096, 0.65x at 1024, 0.82x
+               at 768 (18 MiB) and lost at 512 (1.1x). xla beats reference (2.3-2.7x
+               faster at T = 512-1024) because jax.nn's softmax has a cheaper gradient
+               than the masked-softmax parts reference differentiates.
 
-Rows whose keys are all masked out return zeros in reference and chunked (no NaN,
+Chunk sizes: q_chunk, k_chunk = None picks the backend's (default_chunks): 256 x 256 on
+a CPU (cache-sized blocks, above), Rabe & Staats' 1024 x 4096 elsewhere. Causal and
+windowed chunked attention skips key blocks that no query of the block may see (a
+lax.cond per block), about halving causal work at long lengths.
+
+Rows whose keys are all masked out return zeros in reference, chunked and xla (no NaN,
 no uniform average over padding).
 """
 from __future__ import annotations
@@ -38,10 +62,28 @@ from attn_research.kernels.scores import additive_scores, dot_scores
 from attn_research.kernels.softmax import masked_softmax_parts
 
 IMPLS = ("auto", "reference", "chunked", "local", "xla", "cudnn")
-# "auto" materialises scores up to this many bytes (float32 [B, H, T, S]).
+# "auto" materialises scores up to this many bytes (float32 [B, H, T, S]) on a GPU or TPU,
 AUTO_REFERENCE_MAX_BYTES = 256 * 2**20
+# and up to this many on a CPU (see the module docstring).
+AUTO_CPU_MATERIALISE_MAX_BYTES = 32 * 2**20
 DEFAULT_Q_CHUNK = 1024  # Rabe & Staats' query chunk
 DEFAULT_K_CHUNK = 4096  # Rabe & Staats' key chunk
+CPU_CHUNK = 256  # query and key chunk on a CPU: a block of scores per head stays in cache
+
+
+def materialise_limit(causal: bool = False) -> int:
+  """The largest float32 score matrix (bytes) "auto" materialises on this backend; on a
+  CPU half as much for causal calls, where chunked skips half the blocks."""
+  if jax.default_backend() == "cpu":
+    return AUTO_CPU_MATERIALISE_MAX_BYTES // (2 if causal else 1)
+  return AUTO_REFERENCE_MAX_BYTES
+
+
+def default_chunks() -> tuple[int, int]:
+  """(q_chunk, k_chunk) of impl="chunked" when the caller gives none."""
+  if jax.default_backend() == "cpu":
+    return CPU_CHUNK, CPU_CHUNK
+  return DEFAULT_Q_CHUNK, DEFAULT_K_CHUNK
 
 
 # ----------------------------------------------------------------------------- checks
@@ -147,8 +189,16 @@ def _chunked(q, k, v, score_fn, mask, bias, causal, window, q_chunk, k_chunk):
     q_pos = q0 + jnp.arange(qc)
     mask_q, bias_q = _block(mask, q0, qc, 2), _block(bias, q0, qc, 2)
 
-    @jax.checkpoint
-    def key_step(carry, ki):
+    def visible(ki):
+      """Whether any query of this block may see any key of key block ki."""
+      k0, ok = ki * kc, True
+      if causal:
+        ok = k0 <= q0 + qc - 1
+      if window is not None:
+        ok = ok & (k0 <= q0 + qc - 1 + window[1]) & (k0 + kc - 1 >= q0 - window[0])
+      return ok
+
+    def key_block(carry, ki):
       acc_BHQD, m_BHQ, l_BHQ = carry
       k0 = ki * kc
       k_pos = k0 + jnp.arange(kc)
@@ -168,7 +218,14 @@ def _chunked(q, k, v, score_fn, mask, bias, causal, window, q_chunk, k_chunk):
       pv_BHQD = jnp.einsum("bhqk,bkhd->bhqd", p.astype(v.dtype), v_blk,
                            preferred_element_type=jnp.float32)
       acc_BHQD = acc_BHQD * old[..., None] + pv_BHQD * blk[..., None]
-      return (acc_BHQD, m_new, l_BHQ * old + l_blk * blk), None
+      return acc_BHQD, m_new, l_BHQ * old + l_blk * blk
+
+    @jax.checkpoint
+    def key_step(carry, ki):
+      if not causal and window is None:
+        return key_block(carry, ki), None
+      # A block no query may see leaves the running sums as they are, at no cost.
+      return jax.lax.cond(visible(ki), key_block, lambda c, _: c, carry, ki), None
 
     init = (jnp.zeros((B, H, qc, Dv), jnp.float32),
             jnp.full((B, H, qc), -jnp.inf, jnp.float32),
@@ -182,10 +239,22 @@ def _chunked(q, k, v, score_fn, mask, bias, causal, window, q_chunk, k_chunk):
 
 
 def _jax_nn(q, k, v, mask, bias, causal, window, scale, implementation):
-  return jax.nn.dot_product_attention(
+  mask, bias = masks_lib.as_4d(mask), masks_lib.as_4d(bias)  # jax.nn takes 4D only
+  out = jax.nn.dot_product_attention(
       q, k, v, bias=bias, mask=mask, scale=scale, is_causal=causal,
       local_window_size=None if window is None else tuple(window),
       implementation=implementation)
+  T, S = q.shape[1], k.shape[1]
+  if implementation == "xla" and (mask is not None or (window is not None and T != S)):
+    # jax.nn fills masked scores with a large negative number, so a row with no key
+    # allowed averages every value; the contract is zeros (reference, chunked).
+    allowed = masks_lib.as_4d(masks_lib.combine(
+        mask, masks_lib.full_mask(T, S, causal=causal, window=window)))
+    any_BHT = jnp.any(allowed, axis=-1)
+    any_BTH = jnp.swapaxes(jnp.broadcast_to(
+        any_BHT, any_BHT.shape[:-1] + (T,)), -1, -2)  # [B or 1, T, H or 1]
+    out = jnp.where(any_BTH[..., None], out, jnp.zeros((), out.dtype))
+  return out
 
 
 # ----------------------------------------------------------------------------- public
@@ -206,9 +275,20 @@ def _local_problem(q, k, mask, bias, window, additive):
   return None
 
 
+def _xla_problem(q, k, v, additive):
+  """Why jax.nn.dot_product_attention cannot run this call, or None when it can."""
+  if additive:
+    return "jax.nn computes dot-product scores only (score='additive' asked)"
+  if v.shape != k.shape:
+    return f"jax.nn needs values shaped like the keys; got {v.shape} and {k.shape}"
+  if not q.dtype == k.dtype == v.dtype:
+    return f"jax.nn needs one dtype; got {q.dtype}, {k.dtype}, {v.dtype}"
+  return None
+
+
 def choose_impl(q, k, v, *, mask=None, bias=None, causal=False, window=None,
                 return_weights=False, additive=False):
-  """The implementation impl="auto" runs for this call."""
+  """The implementation impl="auto" runs for this call (the module docstring's rules)."""
   if return_weights:
     return "reference"
   if _cudnn_problem(q, k, v, bias, window, causal, return_weights, additive) is None:
@@ -218,11 +298,16 @@ def choose_impl(q, k, v, *, mask=None, bias=None, causal=False, window=None,
     return "local"
   B, T, H, _ = q.shape
   score_bytes = 4 * B * H * T * k.shape[1]
-  return "reference" if score_bytes <= AUTO_REFERENCE_MAX_BYTES else "chunked"
+  if score_bytes <= materialise_limit(causal):
+    return "xla" if _xla_problem(q, k, v, additive) is None else "reference"
+  return "chunked"
 
 
 def _attention(q, k, v, score_fn, *, mask, bias, causal, window, scale, impl,
                return_weights, q_chunk, k_chunk, additive):
+  default_q, default_k = default_chunks()
+  q_chunk = default_q if q_chunk is None else q_chunk
+  k_chunk = default_k if k_chunk is None else k_chunk
   _check_args(q, k, v, mask, bias, window, scale, impl, q_chunk, k_chunk)
   if impl == "auto":
     impl = choose_impl(q, k, v, mask=mask, bias=bias, causal=causal, window=window,
@@ -243,6 +328,10 @@ def _attention(q, k, v, score_fn, *, mask, bias, causal, window, scale, impl,
                                      causal=causal, scale=scale)
   if additive:
     raise ValueError(f"additive scores run with impl='reference' or 'chunked'; got {impl!r}")
+  if impl == "xla":
+    problem = _xla_problem(q, k, v, additive)
+    if problem:
+      raise ValueError(problem + "; use impl='auto', 'reference' or 'chunked'")
   if impl == "cudnn":
     problem = _cudnn_problem(q, k, v, bias, window, causal, return_weights, additive)
     if problem:
@@ -252,7 +341,7 @@ def _attention(q, k, v, score_fn, *, mask, bias, causal, window, scale, impl,
 
 def dot_product_attention(q, k, v, *, mask=None, bias=None, causal=False, window=None,
                           scale=None, impl="auto", return_weights=False,
-                          q_chunk=DEFAULT_Q_CHUNK, k_chunk=DEFAULT_K_CHUNK):
+                          q_chunk=None, k_chunk=None):
   """softmax(scale * Q K^T + bias, masked) V.
 
   Args:
@@ -264,7 +353,7 @@ def dot_product_attention(q, k, v, *, mask=None, bias=None, causal=False, window
     scale: score scale; default 1 / sqrt(D).
     impl: one of IMPLS (see the module docstring).
     return_weights: also return the [B, H, T, S] float32 attention weights (reference).
-    q_chunk, k_chunk: block sizes of impl="chunked".
+    q_chunk, k_chunk: block sizes of impl="chunked"; None: the backend's (default_chunks).
   Returns:
     [B, T, H, Dv] in v's dtype (and the weights when asked).
   """
@@ -278,7 +367,7 @@ def dot_product_attention(q, k, v, *, mask=None, bias=None, causal=False, window
 
 def additive_attention(q, k, v, w_HD, *, mask=None, bias=None, causal=False, window=None,
                        impl="auto", return_weights=False,
-                       q_chunk=DEFAULT_Q_CHUNK, k_chunk=DEFAULT_K_CHUNK):
+                       q_chunk=None, k_chunk=None):
   """softmax(w . tanh(q_i + k_j), masked) V: Bahdanau's additive scores.
 
   w_HD: [H, D] score vector per head. Other arguments as in dot_product_attention;

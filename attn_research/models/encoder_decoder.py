@@ -14,11 +14,14 @@ from attn_research.models.registry import register_model
 from attn_research.nn.cross_attention import DecoderBlock
 from attn_research.nn.heads import InputEmbedding, OutputHead
 from attn_research.nn.positions import get_positional
-from attn_research.nn.transformer import EncoderBlock
+from attn_research.nn.transformer import EncoderBlock, check_remat, run_blocks
 from attn_research.registry import check_choice
 
 DEFAULTS = dict(d_model=64, encoder_layers=2, decoder_layers=2, num_heads=4, mlp_ratio=4,
-                dropout=0.0, attention_impl="auto", position="learned")
+                dropout=0.0, attention_impl="auto", position="learned",
+                # Rematerialisation in training, per stack: none, block or full
+                # (nn/transformer.py).
+                remat="none")
 # Absolute encodings only: one added to each side's embeddings. Relative ones (rotary,
 # alibi) have no meaning between a target and a source position.
 POSITIONS = ("learned", "sinusoidal", "none")
@@ -42,6 +45,7 @@ class EncoderDecoder(nnx.Module):
   def __init__(self, cfg, task_info, rngs):
     check_seq2seq_task(task_info)
     check_choice("model.position", cfg["position"], POSITIONS)
+    self.remat = check_remat(cfg["remat"])
     d, heads = cfg["d_model"], cfg["num_heads"]
     if heads < 1 or d % heads:
       raise ValueError(f"model.num_heads={heads} must divide model.d_model={d}")
@@ -66,15 +70,16 @@ class EncoderDecoder(nnx.Module):
   def encode(self, x_BSD, mask_BS, *, train: bool = False):
     """Embedded source [B, S, d] -> memory [B, S, d] (the encoder's output)."""
     x_BSD = self.source_position(x_BSD)
-    for block in self.encoder:
-      x_BSD = block(x_BSD, mask_BS, train=train)
+    x_BSD = run_blocks(self.encoder, x_BSD, lambda block, x: block(x, mask_BS, train=train),
+                       remat=self.remat, train=train)
     return self.encoder_norm(x_BSD)
 
   def decode(self, y_BTD, memory_BSD, mask_BS, *, train: bool = False):
     """Embedded decoder inputs [B, T', d] and memory -> logits [B, T', V]."""
     y_BTD = self.target_position(y_BTD)
-    for block in self.decoder:
-      y_BTD = block(y_BTD, memory_BSD, mask_BS, train=train)
+    y_BTD = run_blocks(self.decoder, y_BTD,
+                       lambda block, y: block(y, memory_BSD, mask_BS, train=train),
+                       remat=self.remat, train=train)
     return self.head(y_BTD, None)
 
   def __call__(self, inputs, mask_BS, *, train: bool = False, decoder_inputs=None):

@@ -7,14 +7,16 @@ from attn_research.models.common import SequenceModel, is_causal
 from attn_research.models.registry import register_model
 from attn_research.nn.heads import POOLINGS, ClsToken
 from attn_research.nn.positions import get_positional
-from attn_research.nn.transformer import DecoderOnlyBlock, EncoderBlock
+from attn_research.nn.transformer import DecoderOnlyBlock, EncoderBlock, check_remat, run_blocks
 from attn_research.registry import check_choice
 
 DEFAULTS = dict(d_model=64, num_layers=2, num_heads=4, mlp_ratio=4, dropout=0.0,
                 attention="softmax", attention_impl="auto", position="learned", pooling="mean",
                 # > 0: truncated attention, each vector sees `window` neighbours on each
                 # side (only the past when causal); 0: full attention.
-                window=0)
+                window=0,
+                # Rematerialisation in training: none, block or full (nn/transformer.py).
+                remat="none")
 
 
 def _window(width):
@@ -36,6 +38,7 @@ class Transformer(SequenceModel):
     d = cfg["d_model"]
     if cfg["num_heads"] < 1 or d % cfg["num_heads"]:
       raise ValueError(f"model.num_heads={cfg['num_heads']} must divide model.d_model={d}")
+    self.remat = check_remat(cfg["remat"])
     super().__init__(cfg, task_info, d, rngs=rngs, pooling=cfg["pooling"])
     self.cls = (ClsToken(d, rngs=rngs)
                 if cfg["pooling"] == "cls" and task_info.output_kind == "per_sequence" else None)
@@ -55,8 +58,12 @@ class Transformer(SequenceModel):
     if self.cls is not None:
       x_BTD, mask_BT = self.cls(x_BTD, mask_BT)
     per_layer_NTD = self.position.layer_encodings(x_BTD.shape[1])  # None but for floater
-    for i, block in enumerate(self.blocks):
-      if per_layer_NTD is not None:
-        x_BTD = x_BTD + per_layer_NTD[i].astype(x_BTD.dtype)
-      x_BTD = block(x_BTD, mask_BT, attn_mask_BTT=attn_mask_BTT, train=train)
-    return x_BTD, mask_BT
+    if per_layer_NTD is not None:  # each block adds its layer's encoding first
+      blocks = list(zip(self.blocks, per_layer_NTD))
+      call = lambda bp, x: bp[0](x + bp[1].astype(x.dtype), mask_BT,  # noqa: E731
+                                 attn_mask_BTT=attn_mask_BTT, train=train)
+    else:
+      blocks = self.blocks
+      call = lambda block, x: block(x, mask_BT, attn_mask_BTT=attn_mask_BTT,  # noqa: E731
+                                    train=train)
+    return run_blocks(blocks, x_BTD, call, remat=self.remat, train=train), mask_BT

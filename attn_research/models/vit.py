@@ -25,13 +25,15 @@ from attn_research.kernels.positional import sinusoidal_encoding
 from attn_research.models.image_grid import ImageModel, grid_to_patches
 from attn_research.models.registry import register_model
 from attn_research.nn.heads import POOLINGS, ClsToken, OutputHead
-from attn_research.nn.transformer import EncoderBlock
+from attn_research.nn.transformer import EncoderBlock, check_remat, run_blocks
 from attn_research.registry import check_choice
 
 POSITIONS = ("learned", "sinusoidal2d", "none")
 DEFAULTS = dict(d_model=64, num_layers=2, num_heads=4, mlp_ratio=4, dropout=0.0,
                 attention="softmax", attention_impl="auto", patch_size=2, position="learned",
-                pooling="cls")
+                pooling="cls",
+                # Rematerialisation in training: none, block or full (nn/transformer.py).
+                remat="none")
 
 
 def sinusoidal_2d(rows: int, cols: int, d_model: int):
@@ -55,6 +57,7 @@ class ViT(ImageModel):
 
   def __init__(self, cfg, task_info, rngs):
     super().__init__("vit", task_info)
+    self.remat = check_remat(cfg["remat"])
     check_choice("model.position", cfg["position"], POSITIONS)
     check_choice("model.pooling", cfg["pooling"], POOLINGS)
     d, p = cfg["d_model"], cfg["patch_size"]
@@ -101,6 +104,6 @@ class ViT(ImageModel):
     if self.cls is not None:
       x_BND, mask_BN = self.cls(x_BND, mask_BN)
     x_BND = self.dropout(x_BND, deterministic=not train)
-    for block in self.blocks:
-      x_BND = block(x_BND, None, train=train)
+    x_BND = run_blocks(self.blocks, x_BND, lambda block, x: block(x, None, train=train),
+                       remat=self.remat, train=train)
     return self.head(x_BND, mask_BN)

@@ -8,6 +8,18 @@ The encoder-decoder's block, with cross-attention, is nn/cross_attention.Decoder
 
 The residual structure is written once (SelfAttentionBlock._residual): the whole
 sequence (__call__) and one position (decode_step) differ only in how attention runs.
+
+run_blocks runs a stack of blocks with rematerialisation (model.remat): training keeps
+every intermediate of the forward pass for the backward pass, which dominates memory at
+long lengths (the [B, H, T, T] scores of every layer with materialised attention).
+  none   keep everything (fastest)
+  block  each block under nnx.remat (jax.checkpoint): only block inputs are kept; the
+         backward pass recomputes one block at a time (about one extra forward)
+  full   the whole stack under one more checkpoint around the per-block ones: only the
+         stack's input is kept; the backward pass recomputes the stack keeping block
+         inputs, then each block (about two extra forwards, the least memory)
+Gradients are unchanged (recomputation is the same arithmetic); only training pays:
+evaluation and decoding never rematerialise.
 """
 from __future__ import annotations
 
@@ -16,6 +28,31 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attn_research.nn.attention import MultiHeadSelfAttention
+from attn_research.registry import check_choice
+
+REMAT = ("none", "block", "full")
+
+
+def check_remat(remat: str) -> str:
+  check_choice("model.remat", remat, REMAT)
+  return remat
+
+
+def run_blocks(blocks, x, call, *, remat: str, train: bool):
+  """x through every block in order, call(block, x) -> x, rematerialised as `remat` says
+  (the module docstring) when train is True."""
+  if not train or remat == "none":
+    for block in blocks:
+      x = call(block, x)
+    return x
+  step = nnx.remat(call)
+
+  def stack(blocks, x):
+    for block in blocks:
+      x = step(block, x)
+    return x
+
+  return (nnx.remat(stack) if remat == "full" else stack)(blocks, x)
 
 
 class MLP(nnx.Module):

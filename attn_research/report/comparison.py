@@ -16,7 +16,7 @@ from attn_research.report.stats import summarize
 from attn_research.report.table import markdown_table
 
 COLUMNS = ("model", "parameters", "MFLOPs/example", "peak train-step memory (MiB)",
-           "train examples/s", "eval accuracy (mean ± std)", "wall time (s)")
+           "train examples/s", "MFU (%)", "eval accuracy (mean ± std)", "wall time (s)")
 MIB = 2**20
 
 
@@ -50,6 +50,8 @@ def model_stats(run_dirs) -> dict:
           "train_step_peak_bytes": max(peaks) if peaks else None,
           "train_examples_per_second": _mean(s.get("train_examples_per_second")
                                              for s in summaries),
+          # Summaries written before utilisation was recorded have no mfu: n/a.
+          "mfu": _mean(s.get("mfu") for s in summaries),
           "accuracy": accuracy, "wall_time_s": _mean(s.get("wall_time_s") for s in summaries)}
 
 
@@ -61,6 +63,7 @@ def comparison_rows(runs: dict):
     rows.append((name, f"{st['params']:,}", _fmt(None if flops is None else flops / 1e6, ".2f"),
                  _fmt(None if peak is None else peak / MIB, ",.1f"),
                  _fmt(st["train_examples_per_second"], ",.0f"),
+                 _fmt(None if st["mfu"] is None else 100 * st["mfu"], ".2f"),
                  summarize(st["accuracy"]).format(show_n=True),
                  _fmt(st["wall_time_s"], ".1f")))
   return rows
@@ -139,7 +142,9 @@ def write_comparison(workdir, runs: dict):
       "(first, compiling step excluded) and wall time (compiling included): means over the "
       "seeds. MFLOPs/example: the forward pass of one example (XLA cost analysis, loops "
       "unrolled). Peak memory: XLA's compile-time estimate for the train step (arguments + "
-      "outputs + temporaries - donated buffers).\n\n")
+      "outputs + temporaries - donated buffers). MFU: model FLOPs per train step (3 x "
+      "forward FLOPs per example x batch) x steps/s over the device's peak FLOP/s ("
+      f"{first.get('peak_flops_source') or 'not recorded'}), mean over the seeds.\n\n")
   (workdir / "comparison.md").write_text(header + table + "\n")
   png = workdir / "comparison.png"
   plot_comparison(by_model, png)
