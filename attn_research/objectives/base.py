@@ -15,6 +15,18 @@ nnx.Param leaves), one optax optimizer from config.train, and a loss given by
 `loss_and_sums` that subclasses write. State is {step, params, opt_state}; the model's
 graph definition and its non-parameter state (dropout RNG streams) are closed over,
 so the steps are pure functions of (state, batch, rng).
+
+Gradient accumulation (config.train.accumulate_steps = N > 1) splits the batch into N
+microbatches inside the jitted step (a lax.scan over [N, B/N, ...]) so a batch N times
+larger than fits in memory trains as one. It differentiates the SUMMED loss of each
+microbatch, sums["loss"], adds the gradients and divides by the total scored count,
+sums["count"]: the loss it minimises is therefore sums["loss"] / sums["count"] over the
+whole batch, exactly what loss_and_sums's own loss is for the common objectives
+(classification), so N microbatches give one large batch's update within float
+tolerance. An objective whose loss is not that ratio, or that overrides train_step,
+cannot accumulate and is refused (accumulates = False). N = 1 runs the step unchanged.
+Each microbatch draws its own dropout masks (fold_in of the step's key), so with
+dropout N > 1 is a different, equally valid, draw than N = 1.
 """
 from __future__ import annotations
 
@@ -23,7 +35,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from attn_research.objectives.optim import make_optimizer
+from attn_research.objectives.optim import make_optimizer, stop_frozen
 from attn_research.registry import Registry
 
 OBJECTIVES = Registry("objective")
@@ -37,6 +49,35 @@ def register_objective(name: str):
 def get_objective(config, model):
   """The objective config.objective names (default classification), built for model."""
   return OBJECTIVES.get(config.get("objective", "classification"))(config, model)
+
+
+def check_accumulate_steps(config, objective_cls) -> int:
+  """config.train.accumulate_steps (default 1), refused before compiling when it is not a
+  positive int, does not divide the batch each device gets, or the objective cannot
+  accumulate (see the module docstring)."""
+  tc = config.train
+  n = tc.get("accumulate_steps", 1)
+  if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+    raise ValueError(f"train.accumulate_steps={n!r} must be a positive int (1 = no "
+                     "accumulation)")
+  if n == 1:
+    return n
+  devices = jax.device_count()
+  per_device = tc.batch_size // devices if tc.batch_size % devices == 0 else None
+  if per_device is None or per_device % n:
+    raise ValueError(f"train.accumulate_steps={n} must divide the batch each device gets: "
+                     f"train.batch_size={tc.batch_size} over {devices} device(s) is "
+                     f"{tc.batch_size / devices:g} per device; valid: "
+                     f"{[d for d in range(1, (per_device or 0) + 1) if per_device % d == 0]}")
+  overrides_step = objective_cls.train_step is not Objective.train_step
+  if overrides_step or not objective_cls.accumulates:
+    raise ValueError(f"train.accumulate_steps={n}: objective "
+                     f"{config.get('objective', 'classification')!r} "
+                     + ("writes its own train step" if overrides_step else
+                        "minimises a loss other than sums['loss'] / sums['count']")
+                     + ", so it cannot split a batch into microbatches; set "
+                     "train.accumulate_steps=1")
+  return n
 
 
 def apply_model(graphdef, params, rest, batch, *, train):
@@ -70,12 +111,18 @@ class Objective:
   # Metrics shown on the progress bar, first train then eval (absent ones are skipped).
   progress_metrics = ("loss", "accuracy")
 
+  # False: the loss to minimise is not sums["loss"] / sums["count"] (or train_step is
+  # overridden), so the step cannot split a batch into microbatches.
+  accumulates = True
+
   def __init__(self, config, model):
     self.config = config
     self.graphdef, self.params, self.rest = nnx.split(model, nnx.Param, ...)
-    self.tx, self.schedule = make_optimizer(config.train)
+    self.tx, self.schedule = make_optimizer(config.train, self.params)
+    self.accumulate_steps = check_accumulate_steps(config, type(self))
 
   def apply(self, params, rest, batch, *, train):
+    params = stop_frozen(params, self.config.train.get("frozen", ""))  # objectives/optim.py
     return apply_model(self.graphdef, params, rest, batch, train=train)
 
   # What subclasses write -------------------------------------------------------------
@@ -101,15 +148,48 @@ class Objective:
     """Shapes and dtypes of the state (an orbax restore target); nothing is computed."""
     return jax.eval_shape(self.init_state, self.params)
 
+  def grads_and_sums(self, params, batch, key):
+    """(gradient of the loss to minimise, the batch's summed values) for one batch; key
+    seeds dropout. With accumulate_steps = N > 1 the batch runs as N microbatches (see
+    the module docstring); N = 1 differentiates loss_and_sums's loss directly."""
+    n = self.accumulate_steps
+
+    def loss_fn(params, micro, rest):
+      return self.loss_and_sums(self.apply(params, rest, micro, train=True), micro)
+
+    if n == 1:
+      (_, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          params, batch, seeded(self.rest, key))
+      return grads, sums
+
+    def summed_loss(params, micro, rest):
+      _, sums = loss_fn(params, micro, rest)
+      return sums["loss"], sums
+
+    # Microbatch i holds rows i, i + N, i + 2N, ...: each device's rows stay on it
+    # (the batch is split over devices in contiguous blocks of a multiple of N rows).
+    micro_NB = jax.tree.map(
+        lambda x: jnp.swapaxes(x.reshape(x.shape[0] // n, n, *x.shape[1:]), 0, 1), batch)
+
+    def one(carry, xs):
+      i, micro = xs
+      (_, sums), grads = jax.value_and_grad(summed_loss, has_aux=True)(
+          params, micro, seeded(self.rest, jax.random.fold_in(key, i)))
+      return jax.tree.map(jnp.add, carry, (grads, sums)), None
+
+    (_, sums_shape), grads_shape = jax.eval_shape(
+        jax.value_and_grad(summed_loss, has_aux=True), params,
+        jax.tree.map(lambda x: x[0], micro_NB), self.rest)
+    zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), (grads_shape, sums_shape))
+    (grads, sums), _ = jax.lax.scan(one, zeros, (jnp.arange(n), micro_NB))
+    count = jnp.maximum(sums["count"], 1.0)
+    return jax.tree.map(lambda g: g / count.astype(g.dtype), grads), sums
+
   def train_step(self, state, batch, rng):
     """rng is the run's key; this step's randomness is fold_in(rng, step), so a resumed
     run draws exactly what an uninterrupted one would."""
-    step_rest = seeded(self.rest, jax.random.fold_in(rng, state["step"]))
-
-    def loss_fn(params):
-      return self.loss_and_sums(self.apply(params, step_rest, batch, train=True), batch)
-
-    (_, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    grads, sums = self.grads_and_sums(state["params"], batch,
+                                      jax.random.fold_in(rng, state["step"]))
     updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     count = jnp.maximum(sums["count"], 1.0)

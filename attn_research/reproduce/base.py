@@ -43,6 +43,7 @@ class Report:
   results: dict                 # everything measured, for results.json
   figures: list = dataclasses.field(default_factory=list)  # PNG names inside out_dir
   verdict: str = ""             # one line: what our numbers show about the claim
+  criterion: str = ""           # the rule the verdict follows, written before the run
 
 
 def check_tier(tier: str):
@@ -82,6 +83,8 @@ def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, se
   lines = [f"# {name} ({tier} tier)", "", f"**Claim.** {report.claim}", "",
            f"**Command.** `{command}` ({seconds:.0f} s on {device.device_kind}, "
            f"{jax.device_count()} device(s), {datetime.date.today().isoformat()}{reuse})", ""]
+  if report.criterion:
+    lines += [f"**Criterion (fixed before the run).** {report.criterion}", ""]
   if report.verdict:
     lines += [f"**What we found.** {report.verdict}", ""]
   lines += ["## Our results", ""]
@@ -93,7 +96,8 @@ def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, se
   (out_dir / "report.md").write_text("\n".join(lines))
   payload = dict(name=name, tier=tier, command=command, seconds=round(seconds, 1),
                  reused_runs=reused,
-                 device=device.device_kind, results=report.results, verdict=report.verdict)
+                 device=device.device_kind, results=report.results, verdict=report.verdict,
+                 **({"criterion": report.criterion} if report.criterion else {}))
   (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
 
 

@@ -26,8 +26,9 @@ from attn_research.data.base import bucket_boundaries, trim_to_bucket
 from attn_research.models import count_params, get_model
 from attn_research.objectives import get_objective
 from attn_research.workdir import checkpoint as ckpt_lib
+from attn_research.train import init_from
 from attn_research.train.parallel import DataParallel
-from attn_research.measure import forward_flops, peak_bytes, provenance
+from attn_research.measure import forward_flops, peak_bytes, provenance, utilisation_fields
 from attn_research.train.writer import MetricWriter
 from attn_research.workdir import (CHECKPOINTS, CHECKPOINTS_BEST, CONFIG, SUMMARY, DirectoryLock,
                                    check_writable, write_json)
@@ -104,15 +105,25 @@ def prepare(config, workdir, *, max_length=None):
   task = get_task(config.data)
   info = task.info if max_length is None else dataclasses.replace(task.info,
                                                                  max_length=max_length)
+  workdir = _prepare_workdir(config, workdir)
+  # --config.init_from (train/init_from.py): a run with checkpoints resumes from its own.
+  load_source = bool(config.get("init_from")) and not ckpt_lib.has_checkpoint(workdir)
+  if load_source:
+    init_from.check(config)  # the source's files, family and width, before compiling
+  elif config.get("init_from"):
+    print(f"[init_from] {workdir} resumes from its own checkpoints; {config.init_from} "
+          "is not read again")
   # Built under one jit: eager initialisation would compile every initializer apart.
   model = nnx.jit(lambda: get_model(config.model, info,
                                     rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1)))()
+  if load_source:  # before the objective splits the model
+    init_from.apply(config, model)
   objective = get_objective(config, model)
   dp = DataParallel(tc.batch_size)
   if tc.eval_batch_size % dp.num_devices:
     raise ValueError(f"train.eval_batch_size={tc.eval_batch_size} must be a multiple of "
                      f"the {dp.num_devices} devices")
-  return types.SimpleNamespace(config=config, workdir=_prepare_workdir(config, workdir),
+  return types.SimpleNamespace(config=config, workdir=workdir,
                                task=task, model=model, objective=objective, dp=dp)
 
 
@@ -272,5 +283,11 @@ def _run_locked(config, workdir, *, progress: bool = True, desc: str | None = No
       **objective.summary_fields(state),
       **provenance(dp.num_devices),
   }
+  # Precision (models/registry.py), model FLOPs per step, achieved FLOP/s and MFU
+  # against the device's peak for the computation dtype (measure/utilisation.py).
+  dtype = getattr(model, "compute_dtype", "float32")
+  summary.update(dtype=dtype, param_dtype=getattr(model, "param_dtype_name", "float32"))
+  summary.update(utilisation_fields(summary["flops_per_example"], tc.batch_size, steps_per_s,
+                                    dtype=dtype, num_devices=dp.num_devices))
   write_json(summary_path, summary)  # atomic: a sweep takes its existence as "finished"
   return summary

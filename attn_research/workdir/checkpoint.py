@@ -33,7 +33,10 @@ __all__ = ["IGNORED_KEYS", "ADDED_LATER", "IGNORED_PREFIXES", "flatten", "config
 IGNORED_KEYS = ("resume",)
 # Keys added to every config after runs had been stored without them, with the value
 # that means what those runs did: absent in a stored config equals this value.
-ADDED_LATER = {"mode": "single", "objective": "classification", "train.keep_best": ""}
+ADDED_LATER = {"mode": "single", "objective": "classification", "train.keep_best": "",
+               "train.accumulate_steps": 1, "model.remat": "none",
+               "model.dtype": "auto", "model.param_dtype": "float32", "train.frozen": "", "init_from": "",
+               "init_skip": "head/.*", "data.vocabulary": "task"}
 # Settings that change what is drawn after training, never the training itself.
 IGNORED_PREFIXES = ("report.",)
 
@@ -195,17 +198,23 @@ class Checkpointer:
   def all_steps(self):
     return sorted(self.manager.all_steps())
 
-  def restore(self, abstract_state, *, move_aside: bool = True):
+  def restore(self, abstract_state, *, move_aside: bool = True, step: int | None = None):
     """The state of the newest readable step (its step in self.restored_step).
 
     Unreadable steps newer than it are reported on stderr and, with move_aside, moved
     to the sibling directory checkpoints_unreadable/ (readers that must not change the
     workdir pass move_aside=False). Raises UnreadableCheckpointsError, moving nothing,
-    when no step is readable or there is none.
+    when no step is readable or there is none. step: that step only (none other is
+    tried; a step that is not there is an error listing those that are).
     """
     steps = sorted(self.manager.all_steps(), reverse=True)
     if not steps:
       raise UnreadableCheckpointsError(f"{self.directory} holds no checkpoint to restore")
+    if step is not None:
+      if step not in steps:
+        raise UnreadableCheckpointsError(f"{self.directory} holds no checkpoint of step "
+                                         f"{step}; its steps: {sorted(steps)}")
+      steps = [step]
     failures = []
     for step in steps:
       try:
