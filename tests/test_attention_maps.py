@@ -62,6 +62,7 @@ def test_model_weights_are_each_layers_own(attention):
   assert np.abs(weights[0] - weights[1]).max() > 1e-3  # two layers, two different maps
 
 
+@pytest.mark.slow  # a CLI run, then the maps and their PNGs: ~15 s
 def test_run_with_attention_maps_writes_them(tmp_path):
   import subprocess
   import sys

@@ -27,7 +27,12 @@ def test_every_experiment_builds_locks_and_documents_itself(spec):
     assert word in doc, f"{spec} docstring lacks {word}"
 
 
-@pytest.mark.parametrize("spec", TOP_LEVEL)
+# The image comparison's smoke compiles three convolutional models (~12 s): slow tier.
+HEAVY_SMOKE = {"experiments/images.py"}
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, marks=pytest.mark.slow) if s in HEAVY_SMOKE
+                                  else s for s in TOP_LEVEL])
 def test_every_smoke_variant_runs_one_step(spec, tmp_path):
   config = make_config(spec + ":smoke", train__num_steps=1, train__eval_every=1,
                        train__checkpoint_every=1, train__warmup_steps=0)

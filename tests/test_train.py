@@ -172,6 +172,7 @@ def test_length_buckets_trim_padding_only():
   assert trim_to_bucket(per_sequence, [56, 100])["targets"].shape == (2,)
 
 
+@pytest.mark.slow  # two full runs compiled at several lengths: ~11 s
 def test_bucketed_run_matches_the_padded_run(tmp_path):
   cfg = dict(train__num_steps=4, train__checkpoint_every=4, train__eval_every=4)
   padded = run(make_config("experiments/listops.py:smoke", **cfg), tmp_path / "a",
