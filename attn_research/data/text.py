@@ -132,13 +132,7 @@ def unique_quotes(quotes: dict, categories) -> dict[str, list[bytes]]:
 
 def encode_bytes(texts, max_length: int):
   """Byte strings -> (tokens [N, max_length] int32 padded with PAD_BYTE, lengths [N])."""
-  tokens = np.full((len(texts), max_length), PAD_BYTE, np.int32)
-  lengths = np.zeros(len(texts), np.int32)
-  for i, text in enumerate(texts):
-    row = np.frombuffer(text[:max_length], np.uint8)
-    tokens[i, :len(row)] = row
-    lengths[i] = len(row)
-  return tokens, lengths
+  return shared_vocab.encode(texts, max_length, pad=PAD_BYTE)
 
 
 def decode_bytes(tokens, mask) -> str:

@@ -24,10 +24,10 @@ SPECIALS = {"[PAD]": PAD, "[MASK]": MASK}
 VOCABULARIES = ("task", "shared")  # data.vocabulary: the task's own table, or this one
 
 
-def encode(texts, max_length: int):
-  """Byte strings -> (tokens [N, max_length] int32 padded with PAD, lengths [N]);
+def encode(texts, max_length: int, pad: int = PAD):
+  """Byte strings -> (tokens [N, max_length] int32 padded with `pad`, lengths [N]);
   each text is cut to its first max_length bytes."""
-  tokens = np.full((len(texts), max_length), PAD, np.int32)
+  tokens = np.full((len(texts), max_length), pad, np.int32)
   lengths = np.zeros(len(texts), np.int32)
   for i, text in enumerate(texts):
     row = np.frombuffer(text[:max_length], np.uint8)
