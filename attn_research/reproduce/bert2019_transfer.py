@@ -127,7 +127,7 @@ def run(tier, out_dir):
               f"{rates['chance']:.3f}, majority {rates['majority']:.3f}: always "
               f"'{rates['majority_class']}'). Encoder pretrained for {pre['steps']} steps of "
               f"{tc.batch_size} pieces ({pre['params']:,} parameters with the masked-token "
-              f"head, {pre['wall_time_s']:.1f} s; masked-token accuracy on validation "
+              f"head, {pre['wall_time_s']:.3g} s; masked-token accuracy on validation "
               f"pieces {masked_accuracy:.3f}); every arm fine-tuned for "
               f"{config.train.num_steps} steps of {config.train.batch_size} verses:\n\n"
               f"{transfer_table(data)}",
