@@ -158,21 +158,23 @@ def check_learned(name, learned: Learned, min_accuracy: float):
       f"{name}: eval accuracy {learned.accuracy:.3f} < {min_accuracy} (chance {chance:.3f})")
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_learns(name):
-  learned = learn(CASES[name])
+def learn_and_check(name, case):
+  """Trains one case, prints what it reached, and applies check_learned."""
+  learned = learn(case)
   print(f"{name}: loss {learned.first:.3f} -> {learned.final:.3f}, eval accuracy "
         f"{learned.accuracy:.3f}, {learned.seconds:.1f} s")
-  check_learned(name, learned, CASES[name].min_accuracy)
+  check_learned(name, learned, case.min_accuracy)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_learns(name):
+  learn_and_check(name, CASES[name])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SLOW_CASES))
 def test_image_resnets_learn(name):
-  learned = learn(SLOW_CASES[name])
-  print(f"{name}: loss {learned.first:.3f} -> {learned.final:.3f}, eval accuracy "
-        f"{learned.accuracy:.3f}, {learned.seconds:.1f} s")
-  check_learned(name, learned, SLOW_CASES[name].min_accuracy)
+  learn_and_check(name, SLOW_CASES[name])
 
 
 def test_training_loop_learns_digits_and_counts_eval_accuracy_right(tmp_path):
