@@ -88,6 +88,8 @@ verbs:
   sweep CONFIG[:ARG] [--parallel N] [--seeds K] [--sweep-dir DIR] [--dry-run] [--config.KEY=VALUE ...]
                                  run every setting of the config's sweep(add), N at a time,
                                  under workdirs/sweeps/NAME[_ARG]; finished runs are skipped
+                                 (--launcher slurm [--slurm KEY=VALUE ...]: write a SLURM
+                                 job array, one task per run, instead of running here)
   report SWEEP_DIR               aggregate a sweep: results.csv, results.md, one plot per axis
   tensorboard DIR [ARGS]         TensorBoard on a workdir or sweep directory (needs the
                                  optional extra: .venv/bin/pip install -e '.[tensorboard]')

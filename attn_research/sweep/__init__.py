@@ -36,8 +36,11 @@ failure's last log line and its log, and the exit status is 1. At the end
 attn_research.report.sweep writes results.csv, results.md and one plot per axis (also
 `./launch.sh report DIR`, from the files alone).
 
+`--launcher slurm` writes a SLURM job array instead of running anything (sweep/slurm.py:
+one array task per run, the same skip/resume rules).
+
 Modules: expand (axes, settings, names), plan (checks, sweep.json), runner (processes,
-logs), cli (the command); python -m attn_research.sweep runs cli.main.
+logs), slurm (job arrays), cli (the command); python -m attn_research.sweep runs cli.main.
 """
 from attn_research.sweep.cli import main
 from attn_research.sweep.expand import collect_axes, expand, run_name
