@@ -206,3 +206,68 @@ def test_chunked_skips_blocks_no_query_sees(spy, T, window):
   for name, g, w in zip("qkv", got, want):
     np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-5, err_msg=f"d/d{name}")
 
+
+
+# ------------------------------------- padding as sequence lengths (the fused kernels' form)
+
+def _padding_case(prefix: bool):
+  rng = np.random.default_rng(3)
+  q, k, v = (jnp.asarray(rng.normal(size=(3, 12, 2, 8)), jnp.float32) for _ in range(3))
+  lengths = np.array([12, 7, 1])
+  valid = np.arange(12)[None, :] < lengths[:, None]
+  if not prefix:
+    valid[1, 2] = False  # a hole inside row 1: not expressible as a length
+  return q, k, v, jnp.asarray(valid)
+
+
+@pytest.mark.parametrize("prefix", [True, False], ids=["right-padded", "hole"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_padding_as_lengths_equals_the_dense_mask(prefix, causal):
+  """The cuDNN path's lax.cond (lengths when every row is right-padded, else the dense
+  mask), run here through jax.nn's XLA implementation, which takes the same arguments:
+  outputs and gradients equal reference's, and the branch taken is the expected one."""
+  q, k, v, valid = _padding_case(prefix)
+  mask = valid[:, None, None, :]
+  lengths, is_prefix = attention_lib.masks_lib.prefix_lengths(valid)
+  assert bool(is_prefix) == prefix and lengths.tolist() == valid.sum(-1).tolist()
+
+  def fused(q, k, v):
+    call = lambda **kw: jax.nn.dot_product_attention(  # noqa: E731
+        q, k, v, is_causal=causal, implementation="xla", **kw)
+    return attention_lib._padded_as_lengths(call, mask, valid)
+
+  def reference(q, k, v):
+    return dot_product_attention(q, k, v, mask=mask, causal=causal, impl="reference")
+
+  np.testing.assert_allclose(fused(q, k, v), reference(q, k, v), atol=1e-5)
+  loss = lambda f: lambda *a: jnp.sum(f(*a) ** 2)  # noqa: E731
+  for g_fused, g_ref in zip(jax.grad(loss(fused), (0, 1, 2))(q, k, v),
+                            jax.grad(loss(reference), (0, 1, 2))(q, k, v)):
+    np.testing.assert_allclose(g_fused, g_ref, atol=1e-4)
+
+
+def test_key_padding_is_found_only_in_key_masks():
+  valid = jnp.ones((2, 5), bool)
+  assert attention_lib.masks_lib.key_padding(valid[:, None, None, :], 2, 5).shape == (2, 5)
+  assert attention_lib.masks_lib.key_padding(jnp.ones((2, 1, 5, 5), bool), 2, 5) is None
+  assert attention_lib.masks_lib.key_padding(None, 2, 5) is None
+
+
+def test_auto_on_a_gpu_logs_why_it_did_not_pick_cudnn(monkeypatch, caplog):
+  """On a GPU (faked: the decision reads only jax.default_backend), a float32 call falls
+  back to xla and says why, once per reason."""
+  monkeypatch.setattr(attention_lib, "_on_gpu", lambda: True)
+  monkeypatch.setattr(attention_lib, "_LOGGED", set())
+  q = spec(2, 128, 4, 64, jnp.float32)
+  with caplog.at_level("WARNING", logger="attn_research.attention"):
+    assert choose_impl(q, q, q) == "xla"
+    assert choose_impl(q, q, q) == "xla"
+    assert choose_impl(spec(2, 128, 4, 64, jnp.bfloat16), q, q) != "cudnn"  # mixed dtypes
+  messages = [r.getMessage() for r in caplog.records]
+  assert messages[0] == ("attention impl='auto': not cuDNN because cuDNN attention needs "
+                         "bfloat16 or float16 inputs; got float32; running 'xla'")
+  assert len(messages) == 2  # the same reason is logged once
+  monkeypatch.setattr(attention_lib, "_on_gpu", lambda: False)
+  caplog.clear()
+  choose_impl(spec(2, 64, 2, 8), spec(2, 64, 2, 8), spec(2, 64, 2, 8))
+  assert not caplog.records  # on a CPU nothing is logged

@@ -16,6 +16,15 @@ impl:
   "xla"        jax.nn.dot_product_attention(implementation="xla"), with rows whose keys
                are all masked out set to zero as in reference.
   "cudnn"      jax.nn.dot_product_attention(implementation="cudnn"): fused, GPU only.
+               Padding reaches it as sequence lengths, not a dense mask: a key padding
+               mask ([B, 1, 1, S], what the models pass) is turned into lengths, and a
+               lax.cond runs cuDNN's PADDING (PADDING_CAUSAL) mask type when every row
+               is padded on the right (all the project's tasks), the dense mask
+               otherwise; causal goes as is_causal, a window as cuDNN's sliding window.
+  "ring"       ring attention (kernels/ring.py) over the "sequence" axis of the mesh set
+               by jax.set_mesh: sequence parallelism; natural order in and out, causal
+               load balanced; at most a key padding mask, no bias, no window. Never
+               chosen by "auto".
   "auto"       choose_impl, in this order:
                  1. reference when the weights are asked for;
                  2. cudnn on a GPU when cuDNN supports the call (bf16/f16, head dim
@@ -37,6 +46,8 @@ impl:
                at 768 (18 MiB) and lost at 512 (1.1x). xla beats reference (2.3-2.7x
                faster at T = 512-1024) because jax.nn's softmax has a cheaper gradient
                than the masked-softmax parts reference differentiates.
+               On a GPU, a call that cannot go to cuDNN logs why, once per reason
+               (logger "attn_research.attention", level WARNING), naming what runs instead.
 
 Chunk sizes: q_chunk, k_chunk = None picks the backend's (default_chunks): 256 x 256 on
 a CPU (cache-sized blocks, above), Rabe & Staats' 1024 x 4096 elsewhere. Causal and
@@ -49,6 +60,7 @@ no uniform average over padding).
 from __future__ import annotations
 
 import functools
+import logging
 import math
 
 import jax
@@ -57,11 +69,15 @@ import numpy as np
 
 from attn_research.kernels import local as local_lib
 from attn_research.kernels import masks as masks_lib
+from attn_research.kernels import ring as ring_lib
 from attn_research.kernels.checks import check_mask_bias, check_qkv
 from attn_research.kernels.scores import additive_scores, dot_scores
 from attn_research.kernels.softmax import masked_softmax_parts
 
-IMPLS = ("auto", "reference", "chunked", "local", "xla", "cudnn")
+LOG = logging.getLogger("attn_research.attention")
+_LOGGED = set()  # fallback reasons already logged by this process
+
+IMPLS = ("auto", "reference", "chunked", "local", "xla", "cudnn", "ring")
 # "auto" materialises scores up to this many bytes (float32 [B, H, T, S]) on a GPU or TPU,
 AUTO_REFERENCE_MAX_BYTES = 256 * 2**20
 # and up to this many on a CPU (see the module docstring).
@@ -136,6 +152,8 @@ def _cudnn_problem(q, k, v, bias, window, causal, return_weights, additive):
     return "cuDNN does not return attention weights (return_weights=True asked)"
   if q.dtype not in (jnp.bfloat16, jnp.float16):
     return f"cuDNN attention needs bfloat16 or float16 inputs; got {q.dtype}"
+  if not q.dtype == k.dtype == v.dtype:
+    return f"cuDNN attention needs one dtype; got {q.dtype}, {k.dtype}, {v.dtype}"
   if q.shape[-1] > 128 or q.shape[-1] % 8:
     return f"cuDNN attention needs head_dim <= 128 and a multiple of 8; got {q.shape[-1]}"
   if window is not None and window[1] != 0 and not causal:
@@ -240,12 +258,17 @@ def _chunked(q, k, v, score_fn, mask, bias, causal, window, q_chunk, k_chunk):
 
 def _jax_nn(q, k, v, mask, bias, causal, window, scale, implementation):
   mask, bias = masks_lib.as_4d(mask), masks_lib.as_4d(bias)  # jax.nn takes 4D only
-  out = jax.nn.dot_product_attention(
-      q, k, v, bias=bias, mask=mask, scale=scale, is_causal=causal,
-      local_window_size=None if window is None else tuple(window),
-      implementation=implementation)
+  call = functools.partial(jax.nn.dot_product_attention, q, k, v, bias=bias, scale=scale,
+                           is_causal=causal,
+                           local_window_size=None if window is None else tuple(window),
+                           implementation=implementation)
+  key_mask = masks_lib.key_padding(mask, q.shape[0], k.shape[1])
+  if implementation == "cudnn" and key_mask is not None:
+    out = _padded_as_lengths(call, mask, key_mask)
+  else:
+    out = call(mask=mask)
   T, S = q.shape[1], k.shape[1]
-  if implementation == "xla" and (mask is not None or (window is not None and T != S)):
+  if mask is not None or (window is not None and T != S):
     # jax.nn fills masked scores with a large negative number, so a row with no key
     # allowed averages every value; the contract is zeros (reference, chunked).
     allowed = masks_lib.as_4d(masks_lib.combine(
@@ -255,6 +278,24 @@ def _jax_nn(q, k, v, mask, bias, causal, window, scale, implementation):
         any_BHT, any_BHT.shape[:-1] + (T,)), -1, -2)  # [B or 1, T, H or 1]
     out = jnp.where(any_BTH[..., None], out, jnp.zeros((), out.dtype))
   return out
+
+
+def _padded_as_lengths(call, mask, key_mask_BS):
+  """call (jax.nn.dot_product_attention with everything but the padding) with the key
+  padding given as key_value_seq_lengths when every row is padded on the right (the
+  fused kernels' own padding), else as the dense mask: both branches are compiled, the
+  lax.cond picks one per call at run time."""
+  lengths_B, is_prefix = masks_lib.prefix_lengths(key_mask_BS)
+  return jax.lax.cond(is_prefix,
+                      lambda: call(mask=None, key_value_seq_lengths=lengths_B),
+                      lambda: call(mask=mask))
+
+
+def _log_fallback(reason: str, chosen: str):
+  """On a GPU, says once per reason why impl="auto" did not pick cuDNN."""
+  if _on_gpu() and reason not in _LOGGED:
+    _LOGGED.add(reason)
+    LOG.warning("attention impl='auto': not cuDNN because %s; running %r", reason, chosen)
 
 
 # ----------------------------------------------------------------------------- public
@@ -275,6 +316,19 @@ def _local_problem(q, k, mask, bias, window, additive):
   return None
 
 
+def _ring(q, k, mask, bias, window, causal, scale, v):
+  """impl="ring": a key padding mask at most (it travels the ring with its keys)."""
+  if bias is not None or window is not None:
+    raise ValueError(f"impl='ring' takes no bias and no window; got bias "
+                     f"{None if bias is None else bias.shape}, window={window}")
+  if mask is not None and (mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[2] != 1):
+    raise ValueError(f"impl='ring' takes a key padding mask [B, 1, 1, S] only; got mask of "
+                     f"shape {mask.shape}")
+  key_mask = None if mask is None else jnp.broadcast_to(mask[:, 0, 0, :],
+                                                        (q.shape[0], k.shape[1]))
+  return ring_lib.ring_from_context(q, k, v, key_mask=key_mask, causal=causal, scale=scale)
+
+
 def _xla_problem(q, k, v, additive):
   """Why jax.nn.dot_product_attention cannot run this call, or None when it can."""
   if additive:
@@ -291,8 +345,17 @@ def choose_impl(q, k, v, *, mask=None, bias=None, causal=False, window=None,
   """The implementation impl="auto" runs for this call (the module docstring's rules)."""
   if return_weights:
     return "reference"
-  if _cudnn_problem(q, k, v, bias, window, causal, return_weights, additive) is None:
+  problem = _cudnn_problem(q, k, v, bias, window, causal, return_weights, additive)
+  if problem is None:
     return "cudnn"
+  chosen = _fallback_impl(q, k, v, mask=mask, bias=bias, causal=causal, window=window,
+                          additive=additive)
+  _log_fallback(problem, chosen)
+  return chosen
+
+
+def _fallback_impl(q, k, v, *, mask, bias, causal, window, additive):
+  """What auto runs when cuDNN cannot (rules 3-5 of the module docstring)."""
   if (_local_problem(q, k, mask, bias, window, additive) is None
       and 4 * (window[0] + window[1] + 1) <= k.shape[1]):
     return "local"
@@ -328,6 +391,8 @@ def _attention(q, k, v, score_fn, *, mask, bias, causal, window, scale, impl,
                                      causal=causal, scale=scale)
   if additive:
     raise ValueError(f"additive scores run with impl='reference' or 'chunked'; got {impl!r}")
+  if impl == "ring":
+    return _ring(q, k, mask, bias, window, causal, scale, v)
   if impl == "xla":
     problem = _xla_problem(q, k, v, additive)
     if problem:

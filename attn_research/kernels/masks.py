@@ -38,6 +38,23 @@ def padding_mask(valid_BS):
   return valid_BS[:, None, None, :]
 
 
+def prefix_lengths(valid_BS):
+  """(lengths [B] int32, is_prefix scalar bool) of a [B, S] key padding mask: is_prefix
+  says every row is a run of Trues then Falses (padding on the right), the form fused
+  kernels take as sequence lengths instead of a dense mask."""
+  lengths = jnp.sum(valid_BS, axis=-1, dtype=jnp.int32)
+  prefix = jnp.arange(valid_BS.shape[-1], dtype=jnp.int32)[None, :] < lengths[:, None]
+  return lengths, jnp.all(prefix == valid_BS)
+
+
+def key_padding(mask, batch: int, num_keys: int):
+  """The [B, S] key padding mask inside mask when mask restricts keys only ([B or 1,
+  1, 1, S]); None for any other pattern (per query or per head)."""
+  if mask is None or mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[2] != 1:
+    return None
+  return jnp.broadcast_to(mask[:, 0, 0, :], (batch, num_keys))
+
+
 def as_4d(x):
   """Left-pads a mask or bias with unit dims up to [B, H, T, S] (numpy broadcasting)."""
   return None if x is None else x.reshape((1,) * (4 - x.ndim) + x.shape)
