@@ -4,6 +4,7 @@ encoder from another run's workdir under a fresh head, freezing by parameter pat
 chapter split that keeps pretraining text out of validation and test, the transfer run
 mode, and every bad setting refused by name before training."""
 import math
+import re
 import shutil
 
 import jax
@@ -397,3 +398,60 @@ def test_transfer_mode_smoke_runs_every_arm_and_scores_test_once(tmp_path):
   again = run_transfer(config, tmp_path, progress=False)  # every run reused, test read back
   assert [r["test"] for r in again["runs"]] == [r["test"] for r in data["runs"]]
   assert (tmp_path / "transfer.json").exists()
+
+
+@pytest.mark.slow  # seven runs of the loop
+def test_image_transfer_pretrains_a_classifier_and_finetunes_it_on_digits(tmp_path):
+  """The image-family transfer (experiments/pretrain_images.py): a ViT trained as a
+  classifier on rendered digits is the source; the fine-tuned runs load its encoder,
+  draw a new head, and score scikit-learn's digits' whole test split once."""
+  from attn_research.modes.transfer import run_transfer
+  from attn_research.workdir import read_summary
+  config = make_config("experiments/pretrain_images.py:smoke")
+  data = run_transfer(config, tmp_path, progress=False)
+  assert read_summary(tmp_path / "pretrain")["objective"] == "classification"
+  assert read_summary(tmp_path / "pretrain")["task"] == "rendered_digits"
+  test_size = data["test_rates"]["examples"]
+  assert test_size == round(0.2 * 1797) and data["test_rates"]["chance"] == 0.1
+  for r in data["runs"]:
+    assert r["test"]["examples"] == test_size and r["test"]["split"] == "test"
+  labels = {r["fraction"]: r["labels"] for r in data["runs"]}
+  assert labels[1.0] == 1797 - 359 - 180 and labels[0.05] == 62
+
+
+def test_transfer_refuses_masking_without_masked_lm_and_a_task_without_splits(tmp_path):
+  from attn_research.modes.transfer import check
+  config = make_config("experiments/pretrain_images.py:smoke")
+  with config.unlocked():
+    config.transfer.pretrain.objective = "masked_lm"
+  with pytest.raises(ValueError, match="transfer.pretrain.masking is missing"):
+    check(config)
+  config = make_config("experiments/pretrain_images.py:smoke",
+                       transfer__pretrain__objective="gan")
+  with pytest.raises(ValueError, match=r"transfer.pretrain.objective='gan'; valid"):
+    check(config)
+  config = make_config("experiments/pretrain_images.py:smoke", data__name="mnist1d")
+  with pytest.raises(ValueError, match="data.name='mnist1d' has no label_fraction or eval_split"):
+    check(config)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(eval_split="validation"), "needs data.validation_fraction > 0"),
+    (dict(eval_split="train"), "must be one of ('test', 'validation')"),
+    (dict(label_fraction=0.0), "label_fraction=0.0 must be in (0, 1]"),
+    (dict(validation_fraction=0.8), "must leave at least 10 %"),
+])
+def test_digits_split_settings_are_checked(settings, message):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    get_task(dict(task_defaults("digits"), **settings))
+
+
+def test_digits_validation_and_label_subsets_leave_the_test_split_alone():
+  base = get_task(task_defaults("digits"))
+  val = get_task(dict(task_defaults("digits"), validation_fraction=0.1, eval_split="test",
+                      label_fraction=0.2))
+  np.testing.assert_array_equal(base.evaluation["inputs"], val.evaluation["inputs"])
+  counts = np.bincount(val.train["targets"], minlength=10)
+  assert val.info.train_size == counts.sum() and counts.min() >= 20
+  seen = {a.tobytes() for a in val.train["inputs"]}
+  assert not seen & {a.tobytes() for a in base.evaluation["inputs"]}

@@ -66,26 +66,58 @@ def _load_digits():
   return (images / 16.0).astype(np.float32), labels.astype(np.int32)
 
 
-@register_task("digits", dict(view="patches", patch_size=2, eval_fraction=0.2, seed=0))
+DIGITS_SPLITS = ("test", "validation")
+
+
+@register_task("digits", dict(view="patches", patch_size=2, eval_fraction=0.2, seed=0,
+                              validation_fraction=0.0, eval_split="test", label_fraction=1.0))
 def digits(cfg):
   """scikit-learn's handwritten digits (1,797 images of 8x8, 10 classes; UCI optdigits).
 
   view="pixels": 64 vectors of one pixel each (the lecture's "an image is a set of
   pixel vectors"); view="patches": (8/p)^2 vectors of p*p pixels (ViT style).
-  One label per image; a seeded, stratified-by-chance split keeps eval_fraction aside.
+  One label per image; a seeded, stratified-by-chance split keeps eval_fraction aside
+  (the test images) and, when validation_fraction > 0, that share of all images more
+  (the validation images); eval_split says which of the two the run evaluates on.
+  label_fraction < 1 keeps the labels of round(label_fraction * n) of each class's n
+  training images (at least one), drawn with seed (pretrain-then-fine-tune curves).
   """
   if cfg["view"] not in ("pixels", "patches"):
     raise ValueError(f"data.view={cfg['view']!r} must be 'pixels' or 'patches'")
-  if not 0 < cfg["eval_fraction"] < 1:
-    raise ValueError(f"data.eval_fraction={cfg['eval_fraction']} must be in (0, 1)")
+  for key in ("eval_fraction", "validation_fraction"):
+    if not 0 <= cfg[key] < 1 or (key == "eval_fraction" and not cfg[key]):
+      raise ValueError(f"data.{key}={cfg[key]} must be in {'(0' if key == 'eval_fraction' else '[0'}, 1)")
+  if cfg["eval_fraction"] + cfg["validation_fraction"] >= 0.9:
+    raise ValueError(f"data.eval_fraction={cfg['eval_fraction']} + data.validation_fraction="
+                     f"{cfg['validation_fraction']} must leave at least 10 % of the images "
+                     "for training")
+  if cfg["eval_split"] not in DIGITS_SPLITS:
+    raise ValueError(f"data.eval_split={cfg['eval_split']!r} must be one of {DIGITS_SPLITS}")
+  if cfg["eval_split"] == "validation" and not cfg["validation_fraction"]:
+    raise ValueError("data.eval_split='validation' needs data.validation_fraction > 0 (the "
+                     "share of the images kept aside for validation); got 0")
+  if not 0 < cfg["label_fraction"] <= 1:
+    raise ValueError(f"data.label_fraction={cfg['label_fraction']} must be in (0, 1]: the "
+                     "share of the training images whose labels are used")
   images, labels = _load_digits()
   p = 1 if cfg["view"] == "pixels" else cfg["patch_size"]
   vectors = image_to_vectors(images, p)
   order = np.random.default_rng(cfg["seed"]).permutation(len(labels))
-  n_eval = int(round(cfg["eval_fraction"] * len(labels)))
-  split = {"eval": order[:n_eval], "train": order[n_eval:]}
+  n_test = int(round(cfg["eval_fraction"] * len(labels)))
+  n_val = int(round(cfg["validation_fraction"] * len(labels)))
+  split = {"test": order[:n_test], "validation": order[n_test:n_test + n_val],
+           "train": order[n_test + n_val:]}
+  if cfg["label_fraction"] < 1:
+    train = split["train"]
+    keep = []
+    for c in range(10):
+      of_c = train[labels[train] == c]
+      keep.extend(of_c[:max(1, int(round(cfg["label_fraction"] * len(of_c))))])
+    split["train"] = np.asarray(keep)
+  split["eval"] = split[cfg["eval_split"]]
   arrays = {name: {"inputs": vectors[idx], "mask": np.ones(vectors[idx].shape[:2], bool),
-                   "targets": labels[idx]} for name, idx in split.items()}
+                   "targets": labels[idx]} for name, idx in split.items()
+            if name in ("train", "eval")}
   info = TaskInfo(input_kind="pixels" if p == 1 else "patches", input_size=p * p,
                   output_kind="per_sequence", num_classes=10, max_length=vectors.shape[1],
                   train_size=len(split["train"]), image_shape=(8, 8, 1))

@@ -47,12 +47,15 @@ def transfer_table(data: dict) -> str:
   for (arm, fraction), runs in sorted(by_cell(data).items(), key=lambda kv: (kv[0][1], kv[0][0])):
     test = summarize([r["test"]["accuracy"] for r in runs])
     val = summarize([r["validation"]["accuracy"] for r in runs])
+    chosen = summarize([r["test"]["step"] for r in runs]).mean
+    steps = runs[0].get("steps")  # absent in transfer.json files written before 2026-11-30
     rows.append((f"{fraction:.0%}", f"{runs[0]['labels']:,}", ARM_LABELS.get(arm, arm),
                  test.format(".3f", spread="ci95", show_n=True), val.format(".3f"),
+                 f"{'?' if steps is None else steps} ({chosen:.0f})",
                  f"{rates['chance']:.3f} / {rates['majority']:.3f}"))
   return markdown_table(("labels", "labelled examples", "encoder",
                          "test accuracy (mean ± 95 % CI)", "best validation accuracy (mean ± std)",
-                         "chance / majority"), rows)
+                         "steps (best-on-validation step, mean)", "chance / majority"), rows)
 
 
 def plot_transfer(data: dict, path):
@@ -83,9 +86,11 @@ def write_transfer(workdir):
   data = read_transfer(workdir)
   table = transfer_table(data)
   pre = data["pretrain"]
+  what = {"classification": "classification", "masked_lm": "masked tokens"}.get(
+      pre.get("objective", "masked_lm"), pre.get("objective"))
   pre_eval = ", ".join(f"{k} {v:.3f}" for k, v in (pre["final_eval"] or {}).items())
   header = (f"# Pretraining and fine-tuning on `{data['task']}`\n\nEncoder pretrained on "
-            f"`{pre['task']}` for {pre['steps']} steps (masked tokens; eval {pre_eval}), "
+            f"`{pre['task']}` for {pre['steps']} steps ({what}; eval {pre_eval}), "
             "then fine-tuned with a share of the labels, against the same model from "
             "scratch; each run's best-on-validation checkpoint scored once on the test "
             "split.\n\n")
