@@ -224,6 +224,14 @@ def generation_relation(results, report):
   assert ran == {(m, c) for m in methods for c in results["lengths"]}
   for r in results["rows"]:
     assert r["tokens_per_s"] * r["ms_per_token"] == pytest.approx(1000, rel=1e-6), r
+  # The verdict is the criterion applied to the rows.
+  from attn_research.reproduce.katharopoulos2020_generation import verdict_label
+  rate = {(r["method"], r["context"]): r["tokens_per_s"] for r in results["rows"]}
+  linear = [rate["linear-state", c] for c in results["lengths"]]
+  longest = results["lengths"][-1]
+  assert results["verdict_label"] == verdict_label(
+      max(linear) / min(linear), rate["linear-state", longest] / rate["softmax-cache", longest])
+  assert report.count(results["verdict_label"]) >= 1
 
 
 def scaling_relation(results, report):
@@ -292,8 +300,26 @@ def transfer_relation(results, report):
   assert results["criterion"].startswith("Supported if")
 
 
+def detr_relation(results, report):
+  """Count accuracies are whole numbers of the test scenes; a paired difference is
+  matching minus fixed order of the same seed; the verdict is the criterion applied."""
+  from attn_research.reproduce.detr2020 import verdict
+  arms, n = results["arms"], results["test_scenes"]
+  for name, cell in arms.items():
+    assert len(cell["ap50"]) == len(results["seeds"]), name
+    for count, ap50, ap in zip(cell["count_accuracy"], cell["ap50"], cell["ap"]):
+      assert_counts(count, n, f"test scenes ({name})")
+      assert 0 <= ap <= 1 and 0 <= ap50 <= 1, (name, ap, ap50)
+  for key, d in results["paired"].items():
+    diffs = [a - b for a, b in zip(arms["hungarian"][key], arms["fixed_order"][key])]
+    assert d["mean"] == pytest.approx(sum(diffs) / len(diffs)), key
+  assert results["verdict_label"] == verdict(results)
+  assert results["criterion"].startswith("Supported if")
+
+
 RELATIONS = {
     "bert2019_transfer": transfer_relation,
+    "detr2020": detr_relation,
     "cordonnier2020": cordonnier_relation,
     "floater2020": floater_relation,
     "gat_karate": gat_karate_relation,
