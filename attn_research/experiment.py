@@ -30,6 +30,9 @@ TRAIN_DEFAULTS = dict(
     # "" keeps none.
     keep_best="")
 
+# train/parallel.MESH_DEFAULTS, spelled here: configs import no train/ module.
+MESH_DEFAULTS = dict(data=-1, fsdp=1, tensor=1)
+
 REPORT_DEFAULTS = dict(
     # True: after training, attention maps of the first eval example (per-head heat maps,
     # rollout, mean attention distance) go into the workdir (modes/attention_maps.py).
@@ -55,6 +58,11 @@ def base_config(task: str = "digits", model: str = "transformer", **task_setting
   config.data = ml_collections.ConfigDict(dict(task_defaults(task), **task_settings))
   config.model = ml_collections.ConfigDict(model_defaults(model))
   config.train = ml_collections.ConfigDict(TRAIN_DEFAULTS)
+  # How the devices are arranged (train/parallel.py, train/sharding.py): the batch is split
+  # over data x fsdp, parameters and optimizer state over fsdp, attention heads and MLP
+  # width over tensor; -1 = the devices the other axes leave. The default is plain data
+  # parallelism. Changes how a step is computed, not what: a workdir resumes on any mesh.
+  config.mesh = ml_collections.ConfigDict(MESH_DEFAULTS)
   # What is drawn after training (never changes the training; a workdir resumes across it).
   config.report = ml_collections.ConfigDict(REPORT_DEFAULTS)
   return config

@@ -9,6 +9,7 @@ objective (attn_research/objectives/, `config.objective`); this loop only drives
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -27,7 +28,7 @@ from attn_research.models import count_params, get_model
 from attn_research.objectives import get_objective
 from attn_research.workdir import checkpoint as ckpt_lib
 from attn_research.train import init_from
-from attn_research.train.parallel import DataParallel
+from attn_research.train.parallel import Parallel, maybe_initialize_distributed
 from attn_research.measure import forward_flops, peak_bytes, provenance, utilisation_fields
 from attn_research.train.writer import MetricWriter
 from attn_research.workdir import (CHECKPOINTS, CHECKPOINTS_BEST, CONFIG, SUMMARY, DirectoryLock,
@@ -100,6 +101,7 @@ def prepare(config, workdir, *, max_length=None):
   model for sequences longer than the task's (length extrapolation, modes/extrapolation.py)."""
   tc = config.train
   _check_train_config(tc)
+  maybe_initialize_distributed()  # multi-host: before anything touches a device
   check_writable(workdir)  # an unwritable --workdir ends here, before compiling
   check_keep_best(tc.get("keep_best", ""))  # "" (off), "accuracy" or "loss"
   task = get_task(config.data)
@@ -113,33 +115,61 @@ def prepare(config, workdir, *, max_length=None):
   elif config.get("init_from"):
     print(f"[init_from] {workdir} resumes from its own checkpoints; {config.init_from} "
           "is not read again")
-  # Built under one jit: eager initialisation would compile every initializer apart.
-  model = nnx.jit(lambda: get_model(config.model, info,
-                                    rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1)))()
+  # The mesh (train/parallel.py): bad sizes, batches or head counts end here.
+  dp = Parallel(tc.batch_size, config.get("mesh"), eval_batch_size=tc.eval_batch_size)
+  model = _build_model(config, info, dp)
   if load_source:  # before the objective splits the model
     init_from.apply(config, model)
   objective = get_objective(config, model)
-  dp = DataParallel(tc.batch_size)
-  if tc.eval_batch_size % dp.num_devices:
-    raise ValueError(f"train.eval_batch_size={tc.eval_batch_size} must be a multiple of "
-                     f"the {dp.num_devices} devices")
   return types.SimpleNamespace(config=config, workdir=workdir,
                                task=task, model=model, objective=objective, dp=dp)
 
 
+def _build_model(config, info, dp):
+  """The run's model, built under one jit (eager initialisation would compile every
+  initializer apart). On a mesh that splits parameters its state is constrained to the
+  rules' shardings inside that jit, so each device computes only its own part and the
+  whole model never sits on one device; the rules are checked first, on shapes alone."""
+  def build():
+    return get_model(config.model, info,
+                     rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+
+  if not dp.sharded:
+    return nnx.jit(build)()
+  dp.check_params(nnx.state(nnx.eval_shape(build), nnx.Param),
+                  f"model {config.model.name}")
+
+  def build_sharded():
+    model = build()
+    state = nnx.state(model)
+    nnx.update(model, jax.lax.with_sharding_constraint(state, dp.state_shardings(state)))
+    return model
+
+  return nnx.jit(build_sharded)()
+
+
 def initial_state(p):
-  """The objective's fresh state of a prepared run, replicated on the devices."""
-  return p.dp.replicate(p.objective.initial_state())
+  """The objective's fresh state of a prepared run, placed on the mesh by the sharding
+  rules (replicated on the default mesh). Optax's zeros_like keeps each parameter's
+  sharding, so the optimizer state is born split too."""
+  return p.dp.place(p.objective.initial_state())
 
 
-def jit_steps(p):
+def state_shardings(p, state=None):
+  """The shardings of the run's state (a pytree prefix: one sharding when replicated)."""
+  return p.dp.state_shardings(state if state is not None else p.objective.abstract_state())
+
+
+def jit_steps(p, state=None):
   """(train_step, eval_step) of the run's objective, jitted once with the run's
-  shardings; train_step donates the state it is given."""
+  shardings; train_step donates the state it is given. state: the state (or its
+  abstract skeleton) when at hand, else the objective's abstract state."""
   dp = p.dp
+  state_sh = state_shardings(p, state) if dp.sharded else dp.replicated
   train_step = jax.jit(p.objective.train_step,
-                       in_shardings=(dp.replicated, dp.batch_sharding, dp.replicated),
-                       out_shardings=(dp.replicated, dp.replicated), donate_argnums=(0,))
-  eval_step = jax.jit(p.objective.eval_step, in_shardings=(dp.replicated, dp.batch_sharding),
+                       in_shardings=(state_sh, dp.batch_sharding, dp.replicated),
+                       out_shardings=(state_sh, dp.replicated), donate_argnums=(0,))
+  eval_step = jax.jit(p.objective.eval_step, in_shardings=(state_sh, dp.batch_sharding),
                       out_shardings=dp.replicated)
   return train_step, eval_step
 
@@ -167,7 +197,9 @@ def run(config, workdir, *, progress: bool = True, desc: str | None = None,
   """Trains config.model on config.data as config.train says; returns the summary.
   The workdir is locked for the run (workdir/lock.py): a second process is refused."""
   p = prepared or prepare(config, workdir)
-  with DirectoryLock(p.workdir):  # held to the end, released however run ends
+  # Several processes of one multi-host run share the workdir: process 0 holds the lock.
+  lock = DirectoryLock(p.workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+  with lock:  # held to the end, released however run ends
     return _run_locked(config, p.workdir, progress=progress, desc=desc, prepared=p)
 
 
@@ -187,7 +219,9 @@ def _run_locked(config, workdir, *, progress: bool = True, desc: str | None = No
     start = checkpointer.restored_step
     if int(state["step"]) != start:
       raise RuntimeError(f"checkpoint {start} holds step {int(state['step'])}")
-  write_json(workdir / CONFIG, config.to_dict())  # atomic: a crash leaves the old or the new
+  writes = jax.process_index() == 0  # multi-host: the other processes write no files
+  if writes:
+    write_json(workdir / CONFIG, config.to_dict())  # atomic: a crash leaves the old or the new
   start = start or 0
   summary_path = workdir / SUMMARY
   if start >= tc.num_steps and summary_path.exists():
@@ -198,13 +232,13 @@ def _run_locked(config, workdir, *, progress: bool = True, desc: str | None = No
 
   best = (BestCheckpoint(workdir / CHECKPOINTS_BEST, tc.keep_best)
           if tc.get("keep_best") else None)
-  train_step, eval_step = jit_steps(p)
+  train_step, eval_step = jit_steps(p, state)
   base_key = jax.random.key(config.seed)
   buckets = bucket_boundaries(task.info.max_length, tc.length_buckets)
 
   window, last_train, last_eval = _Window(), None, None
   bar = tqdm(total=tc.num_steps, initial=start, desc=desc or config.model.name,
-             disable=not progress, dynamic_ncols=True, leave=True)
+             disable=not progress or not writes, dynamic_ncols=True, leave=True)
   t_begin, t_first, eval_seconds, step = time.perf_counter(), None, 0.0, start
 
   batch_specs = {}  # one per batch shape the step was compiled for (several with buckets)
@@ -289,5 +323,7 @@ def _run_locked(config, workdir, *, progress: bool = True, desc: str | None = No
   summary.update(dtype=dtype, param_dtype=getattr(model, "param_dtype_name", "float32"))
   summary.update(utilisation_fields(summary["flops_per_example"], tc.batch_size, steps_per_s,
                                     dtype=dtype, num_devices=dp.num_devices))
-  write_json(summary_path, summary)  # atomic: a sweep takes its existence as "finished"
+  summary.update(mesh=dict(p.dp.sizes), processes=jax.process_count())
+  if writes:
+    write_json(summary_path, summary)  # atomic: a sweep takes its existence as "finished"
   return summary

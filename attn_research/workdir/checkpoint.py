@@ -22,6 +22,7 @@ import sys
 import time
 import traceback
 
+import jax
 import orbax.checkpoint as ocp
 
 from attn_research.workdir.files import CHECKPOINTS, CONFIG, UNREADABLE_SUFFIX
@@ -36,9 +37,14 @@ IGNORED_KEYS = ("resume",)
 ADDED_LATER = {"mode": "single", "objective": "classification", "train.keep_best": "",
                "train.accumulate_steps": 1, "model.remat": "none",
                "model.dtype": "auto", "model.param_dtype": "float32", "train.frozen": "", "init_from": "",
-               "init_skip": "head/.*", "data.vocabulary": "task"}
-# Settings that change what is drawn after training, never the training itself.
-IGNORED_PREFIXES = ("report.",)
+               "init_skip": "head/.*", "data.vocabulary": "task",
+               "mesh.data": -1, "mesh.fsdp": 1, "mesh.tensor": 1,
+               # scikit-learn digits' validation split and label subsets (2026-11-30)
+               "data.validation_fraction": 0.0, "data.eval_split": "test",
+               "data.label_fraction": 1.0}
+# Settings that change what is drawn after training, never the training itself, and the
+# device mesh (how a step is computed, not what: a checkpoint restores onto any mesh).
+IGNORED_PREFIXES = ("report.", "mesh.")
 
 
 def flatten(d, prefix=""):
@@ -174,6 +180,22 @@ def _silence_abandoned_reads(step_dir: pathlib.Path):
   _ABANDONED_READS.add(f"{step_dir}/")
 
 
+def _with_shardings(abstract_state):
+  """abstract_state with every leaf that names no sharding placed on this process's first
+  device. Orbax would otherwise use the sharding the checkpoint was saved with, which
+  names the saving run's devices: a checkpoint written on 8 devices (or another mesh)
+  would not restore where they do not all exist. Training restores with its own mesh's
+  shardings (train/parallel.py); readers (train/restore.load_trained, init_from) get one
+  device."""
+  def fill(x):
+    if isinstance(x, jax.ShapeDtypeStruct) and x.sharding is None:
+      one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one)
+    return x
+
+  return jax.tree.map(fill, abstract_state)
+
+
 class Checkpointer:
   """The orbax CheckpointManager of one directory, keeping the newest `keep` steps.
 
@@ -215,6 +237,7 @@ class Checkpointer:
         raise UnreadableCheckpointsError(f"{self.directory} holds no checkpoint of step "
                                          f"{step}; its steps: {sorted(steps)}")
       steps = [step]
+    abstract_state = _with_shardings(abstract_state)
     failures = []
     for step in steps:
       try:
