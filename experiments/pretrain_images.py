@@ -14,9 +14,13 @@ Question: train a small ViT (16 patches of 2x2 pixels) to classify 8x8 digits dr
 Command:  ./launch.sh run experiments/pretrain_images.py --workdir workdirs/pretrain_images
           (`:smoke` for tests)
 Expected: workdirs/pretrain_images/transfer.md and transfer.png: test accuracy against
-          the number of labels per arm, with chance and majority rates (the numbers of a
-          measured run are in README's "Pretraining and fine-tuning").
-Runtime:  see README (measured on the 2-core CPU).
+          the number of labels per arm, with chance (0.100) and majority (0.117) rates.
+          Measured 2026-11-30 (3 seeds, mean over seeds, 359 test images): from scratch
+          0.375 / 0.618 / 0.785 / 0.936 at 1 / 5 / 20 / 100 % of the labels, fine-tuned
+          0.599 / 0.841 / 0.910 / 0.968, linear probe 0.631 / 0.813 / 0.872 / 0.931 (CIs
+          in README's "Pretraining and fine-tuning").
+Runtime:  16 min on the 2-core CPU with other jobs running (load 5-10): 87 s of
+          pretraining, then 36 fine-tuning runs.
 """
 import ml_collections
 
