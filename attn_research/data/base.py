@@ -24,7 +24,8 @@ import numpy as np
 
 from attn_research.registry import Registry
 
-OUTPUT_KINDS = ("per_vector", "per_sequence", "sequence")
+# "set": a set of objects per example (detection: targets [B, M] with target_boxes, data/scenes.py)
+OUTPUT_KINDS = ("per_vector", "per_sequence", "sequence", "set")
 INPUT_KINDS = ("tokens", "frames", "pixels", "patches", "graph_nodes")
 
 TASKS = Registry("data.name")
