@@ -31,7 +31,7 @@ TRAIN_DEFAULTS = dict(
     keep_best="")
 
 # train/parallel.MESH_DEFAULTS, spelled here: configs import no train/ module.
-MESH_DEFAULTS = dict(data=-1, fsdp=1, tensor=1)
+MESH_DEFAULTS = dict(data=-1, fsdp=1, sequence=1, tensor=1)
 
 REPORT_DEFAULTS = dict(
     # True: after training, attention maps of the first eval example (per-head heat maps,
@@ -60,8 +60,10 @@ def base_config(task: str = "digits", model: str = "transformer", **task_setting
   config.train = ml_collections.ConfigDict(TRAIN_DEFAULTS)
   # How the devices are arranged (train/parallel.py, train/sharding.py): the batch is split
   # over data x fsdp, parameters and optimizer state over fsdp, attention heads and MLP
-  # width over tensor; -1 = the devices the other axes leave. The default is plain data
-  # parallelism. Changes how a step is computed, not what: a workdir resumes on any mesh.
+  # width over tensor, the batch's length axis over sequence (with
+  # model.attention_impl=ring, train/sequence.py); -1 = the devices the other axes leave.
+  # The default is plain data parallelism. Changes how a step is computed, not what: a
+  # workdir resumes on any mesh.
   config.mesh = ml_collections.ConfigDict(MESH_DEFAULTS)
   # What is drawn after training (never changes the training; a workdir resumes across it).
   config.report = ml_collections.ConfigDict(REPORT_DEFAULTS)

@@ -98,5 +98,5 @@ def test_two_processes_train_like_one(tmp_path):
   resumed = _launch(workdir, mesh__data=1, mesh__fsdp=2, mesh__tensor=2)
   for summary, _ in resumed:
     assert summary["resumed_from_step"] == 3
-    assert summary["mesh"] == {"data": 1, "fsdp": 2, "tensor": 2}
+    assert summary["mesh"] == {"data": 1, "fsdp": 2, "sequence": 1, "tensor": 2}
     _close(summary, single)

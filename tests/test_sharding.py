@@ -34,15 +34,16 @@ def _abstract_state(config):
 
 
 def test_mesh_sizes_resolve_and_refuse():
-  assert parallel.mesh_sizes(None, 8) == {"data": 8, "fsdp": 1, "tensor": 1}
-  assert parallel.mesh_sizes(dict(data=-1, fsdp=2, tensor=2), 8) == dict(data=2, fsdp=2, tensor=2)
+  assert parallel.mesh_sizes(None, 8) == {"data": 8, "fsdp": 1, "sequence": 1, "tensor": 1}
+  assert parallel.mesh_sizes(dict(data=-1, fsdp=2, tensor=2), 8) == dict(data=2, fsdp=2, sequence=1,
+                                                                         tensor=2)
   assert parallel.mesh_sizes(dict(data=1, fsdp=-1, tensor=2), 8)["fsdp"] == 4
   assert parallel.MESH_DEFAULTS == CONFIG_MESH_DEFAULTS  # two spellings, one default
   bad = [(dict(data=2, fsdp=2, tensor=1), 8, r"has 4 devices but there are 8"),
          (dict(data=-1, fsdp=-1, tensor=1), 8, r"only one axis may be -1; got \['data', 'fsdp'\]"),
          (dict(data=-1, fsdp=3, tensor=1), 8, r"multiply to 3, which does not divide the 8"),
          (dict(data=0, fsdp=1, tensor=1), 8, r"mesh.data=0 must be a positive int or -1"),
-         (dict(data=-1, fsdp=1, tensor=1, sequence=2), 8, r"mesh axes \['sequence'\] are unknown")]
+         (dict(data=-1, fsdp=1, tensor=1, pipeline=2), 8, r"mesh axes \['pipeline'\] are unknown")]
   for mesh, devices, message in bad:
     with pytest.raises(ValueError, match=message):
       parallel.mesh_sizes(mesh, devices)
@@ -60,8 +61,8 @@ def test_batch_must_divide_over_data_and_fsdp():
 
 def test_bad_mesh_refused_before_compiling(tmp_path):
   config = make_config(mesh__fsdp=2)  # one device here
-  with pytest.raises(ValueError, match=r"mesh \(data=-1 fsdp=2 tensor=1\): the fixed sizes "
-                                       r"multiply to 2, which does not divide the 1 devices"):
+  with pytest.raises(ValueError, match=r"mesh \(data=-1 fsdp=2 sequence=1 tensor=1\): the fixed "
+                                       r"sizes multiply to 2, which does not divide the 1 devices"):
     prepare(config, tmp_path / "w")
   assert not (tmp_path / "w").exists()
 
@@ -111,9 +112,9 @@ def test_rules_refuse_what_they_cannot_split():
 
 def test_mesh_is_a_setting_and_never_blocks_resuming():
   config = make_config(mesh__data=-1, mesh__fsdp=2, mesh__tensor=1)
-  assert dict(config.mesh) == dict(data=-1, fsdp=2, tensor=1)
-  with pytest.raises(ValueError, match="unknown config key 'mesh.sequence'"):
-    make_config(mesh__sequence=2)
+  assert dict(config.mesh) == dict(data=-1, fsdp=2, sequence=1, tensor=1)
+  with pytest.raises(ValueError, match="unknown config key 'mesh.pipeline'"):
+    make_config(mesh__pipeline=2)
   new = json.loads(json.dumps(config.to_dict()))
   old = {k: v for k, v in new.items() if k != "mesh"}  # a workdir from before meshes
   assert config_differences(old, new) == []
@@ -183,7 +184,7 @@ def test_mesh_222_matches_one_device_and_checkpoints_move(tmp_path):
                           "mu_query": str(P("fsdp", "tensor", None)),
                           "mu_down": str(P("tensor", "fsdp")), "step": str(P())}
   assert out["query_shard_shape"] == [8, 1, 8]  # [16, 2, 8] split 2 x 2
-  assert out["mesh_222"]["mesh"] == {"data": 2, "fsdp": 2, "tensor": 2}
+  assert out["mesh_222"]["mesh"] == {"data": 2, "fsdp": 2, "sequence": 1, "tensor": 2}
   _close(out["mesh_222"], single)
   resumed, reference = out["resumed_222"], out["data8_long"]
   assert resumed["resumed_from_step"] == 3 and resumed["step"] == 6

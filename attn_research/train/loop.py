@@ -28,6 +28,7 @@ from attn_research.models import count_params, get_model
 from attn_research.objectives import get_objective
 from attn_research.workdir import checkpoint as ckpt_lib
 from attn_research.train import init_from
+from attn_research.train import sequence as sequence_lib
 from attn_research.train.parallel import Parallel, maybe_initialize_distributed
 from attn_research.measure import forward_flops, peak_bytes, provenance, utilisation_fields
 from attn_research.train.writer import MetricWriter
@@ -117,6 +118,8 @@ def prepare(config, workdir, *, max_length=None):
           "is not read again")
   # The mesh (train/parallel.py): bad sizes, batches or head counts end here.
   dp = Parallel(tc.batch_size, config.get("mesh"), eval_batch_size=tc.eval_batch_size)
+  sequence_lib.check(config, info, dp.sizes)  # ring attention on a sequence axis, or neither
+  sequence_lib.avoid_cached_rings(dp.sizes)
   model = _build_model(config, info, dp)
   if load_source:  # before the objective splits the model
     init_from.apply(config, model)
@@ -163,14 +166,15 @@ def state_shardings(p, state=None):
 def jit_steps(p, state=None):
   """(train_step, eval_step) of the run's objective, jitted once with the run's
   shardings; train_step donates the state it is given. state: the state (or its
-  abstract skeleton) when at hand, else the objective's abstract state."""
+  abstract skeleton) when at hand, else the objective's abstract state. On a mesh with a
+  sequence axis both are traced with the mesh current (impl="ring" reads it there)."""
   dp = p.dp
   state_sh = state_shardings(p, state) if dp.sharded else dp.replicated
-  train_step = jax.jit(p.objective.train_step,
-                       in_shardings=(state_sh, dp.batch_sharding, dp.replicated),
+  train_step = jax.jit(dp.in_mesh(p.objective.train_step),
+                       in_shardings=(state_sh, dp.batch_in_sharding, dp.replicated),
                        out_shardings=(state_sh, dp.replicated), donate_argnums=(0,))
-  eval_step = jax.jit(p.objective.eval_step, in_shardings=(state_sh, dp.batch_sharding),
-                      out_shardings=dp.replicated)
+  eval_step = jax.jit(dp.in_mesh(p.objective.eval_step),
+                      in_shardings=(state_sh, dp.batch_in_sharding), out_shardings=dp.replicated)
   return train_step, eval_step
 
 
@@ -302,13 +306,15 @@ def _run_locked(config, workdir, *, progress: bool = True, desc: str | None = No
   train_seconds = (t_end - t_first - eval_seconds) if t_first is not None else 0.0
   steps_per_s = timed_steps / train_seconds if timed_steps > 0 and train_seconds > 0 else None
   example = task.train_batch(0, 1, config.seed)
+  flops_per_example = forward_flops(sequence_lib.counting_forward(p) or objective.forward,
+                                    state["params"], example)
   summary = {
       "model": config.model.name, "task": config.data.name,
       "objective": config.get("objective", "classification"), "step": tc.num_steps,
       "resumed_from_step": start, "final_eval": last_eval, "final_train": last_train,
       "best_eval": best.best if best is not None else None,
       "params": num_params,
-      "flops_per_example": forward_flops(objective.forward, state["params"], example),
+      "flops_per_example": flops_per_example,
       "train_step_peak_bytes": _train_step_peak_bytes(train_step, state, batch_specs, base_key),
       "steps_per_second": steps_per_s,
       "train_examples_per_second": None if steps_per_s is None else steps_per_s * tc.batch_size,

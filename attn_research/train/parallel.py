@@ -1,14 +1,17 @@
 """The device mesh of a run (`config.mesh`) and how its state and batches are placed.
 
-config.mesh gives the sizes of three axes, data, fsdp and tensor (-1: the devices the
-others leave; at most one -1). The default, data=-1 fsdp=1 tensor=1, is plain data
-parallelism: the batch split over every device, the state replicated, XLA inserting the
-gradient all-reduce. fsdp and tensor split the parameters and the optimizer state as
-train/sharding.py's rules say; the batch is split over data x fsdp.
+config.mesh gives the sizes of four axes, data, fsdp, sequence and tensor (-1: the
+devices the others leave; at most one -1). The default, data=-1 fsdp=1 sequence=1
+tensor=1, is plain data parallelism: the batch split over every device, the state
+replicated, XLA inserting the gradient all-reduce. fsdp and tensor split the parameters
+and the optimizer state as train/sharding.py's rules say; the batch is split over
+data x fsdp. sequence splits the batch's length axis and runs attention as a ring
+(train/sequence.py says what such a run needs).
 
 Devices are laid out in jax.devices() order, data outermost and tensor innermost, so a
-tensor group (which exchanges activations every layer) sits on neighbouring devices, and
-on several processes each process holds whole slices of the data axis when it can.
+tensor group or a sequence ring (which exchange activations every layer) sits on
+neighbouring devices, and on several processes each process holds whole slices of the
+data axis when it can.
 
 Multi-host runs call jax.distributed.initialize from JAX_COORDINATOR_ADDRESS,
 JAX_NUM_PROCESSES and JAX_PROCESS_ID before anything touches a device
@@ -17,6 +20,7 @@ builds the same global batch and hands its own devices their rows.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -24,9 +28,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from attn_research.train.sharding import AXES, BATCH_AXES, check_axes_used, state_specs
+from attn_research.train.sharding import (AXES, BATCH_AXES, SEQUENCE_AXIS, check_axes_used,
+                                          state_specs)
 
-MESH_DEFAULTS = dict(data=-1, fsdp=1, tensor=1)
+MESH_DEFAULTS = dict(data=-1, fsdp=1, sequence=1, tensor=1)
 
 _initialized = False
 
@@ -94,7 +99,9 @@ class Parallel:
   """The run's mesh, its batch sharding and the shardings of its state.
 
   sharded is False for the default mesh (every device on data): the state is then
-  replicated exactly as plain data parallelism always did.
+  replicated exactly as plain data parallelism always did. sequence is the size of the
+  sequence axis: above 1, batches are split along their length too and the steps are
+  traced with the mesh current (in_mesh), which impl="ring" attention reads.
   """
 
   def __init__(self, batch_size: int, mesh=None, *, eval_batch_size: int | None = None):
@@ -105,10 +112,14 @@ class Parallel:
     self.batch_shards = self.sizes["data"] * self.sizes["fsdp"]
     check_batches(self.sizes, batch_size=batch_size, eval_batch_size=eval_batch_size)
     self.sharded = self.sizes["fsdp"] * self.sizes["tensor"] > 1
+    self.sequence = self.sizes[SEQUENCE_AXIS]
     shape = tuple(self.sizes[a] for a in AXES)
     self.mesh = Mesh(np.asarray(devices).reshape(shape), AXES)
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P(BATCH_AXES))
+    # What jit is told of a batch: with a sequence axis the shardings differ by key (see
+    # batch_shardings), so jit takes each array's own (None: unspecified).
+    self.batch_in_sharding = self.batch_sharding if self.sequence == 1 else None
 
   def describe(self) -> str:
     return " x ".join(f"{a} {self.sizes[a]}" for a in AXES)
@@ -146,14 +157,42 @@ class Parallel:
   def replicate(self, tree):
     return jax.device_put(tree, self.replicated)
 
-  def shard_batch(self, batch: dict):
-    """Global numpy batch -> global jax arrays split along the batch axis; each process
-    hands its own devices their rows."""
-    if jax.process_count() == 1:  # the common case, and twice as fast as the general path
-      return jax.device_put(batch, self.batch_sharding)
-    return {k: jax.make_array_from_callback(v.shape, self.batch_sharding,
-                                            lambda idx, v=v: v[idx])
+  def batch_shardings(self, batch: dict):
+    """{key: sharding}: every array split along the batch axis over data x fsdp; with a
+    sequence axis, the arrays whose dimension 1 is the sequence's length (inputs, mask,
+    per-vector targets and target_mask, the first axis of an adjacency) are also split
+    along it, each device holding one contiguous block of positions. One sharding for
+    all (a pytree prefix) without a sequence axis."""
+    if self.sequence == 1:
+      return self.batch_sharding
+    T = batch["mask"].shape[1]
+    split = NamedSharding(self.mesh, P(BATCH_AXES, SEQUENCE_AXIS))
+    return {k: split if v.ndim >= 2 and v.shape[1] == T else self.batch_sharding
             for k, v in batch.items()}
+
+  def shard_batch(self, batch: dict):
+    """Global numpy batch -> global jax arrays split as batch_shardings says; each process
+    hands its own devices their part."""
+    shardings = self.batch_shardings(batch)
+    if jax.process_count() == 1:  # the common case, and twice as fast as the general path
+      return jax.device_put(batch, shardings)
+    if isinstance(shardings, NamedSharding):
+      shardings = {k: shardings for k in batch}
+    return {k: jax.make_array_from_callback(v.shape, shardings[k], lambda idx, v=v: v[idx])
+            for k, v in batch.items()}
+
+  def in_mesh(self, fn):
+    """fn, traced with this mesh current (jax.sharding.use_abstract_mesh) when the mesh
+    has a sequence axis, so impl="ring" attention finds its axis; fn itself otherwise."""
+    if self.sequence == 1:
+      return fn
+
+    @functools.wraps(fn)
+    def traced_in_mesh(*args, **kwargs):
+      with jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh):
+        return fn(*args, **kwargs)
+    return traced_in_mesh
+
 
   def abstract(self, tree):
     """Shape/dtype/sharding skeleton of tree as this mesh places it (an orbax restore

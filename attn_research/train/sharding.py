@@ -1,12 +1,14 @@
 """Sharding rules: which mesh axes each array of a training state is split over.
 
-The mesh (train/parallel.py, `config.mesh`) has three axes:
+The mesh (train/parallel.py, `config.mesh`) has four axes:
   data    the batch is split over it; every array of the state is whole on each slice
   fsdp    the batch is split over it too, and every parameter (with its optimizer state)
           is split along one dimension (fully sharded data parallel, ZeRO-3 style): XLA
           gathers a parameter where a layer needs it and reduce-scatters its gradient
   tensor  attention heads and MLP width are split over it (Megatron style): each device
           holds some heads' q/k/v/out projections and a slice of the MLP's hidden units
+  sequence  the batch's length axis is split over it (sequence or context parallelism,
+          train/sequence.py); no rule names it, so the state is whole on every slice of it
 
 Rules are written as in big_vision: an ordered list of (regex, PartitionSpec) pairs over
 "/"-joined paths ("params/blocks/0/mlp/up/kernel"); the first rule that matches a path
@@ -25,8 +27,9 @@ left free: the largest free dimension whose size the fsdp axis divides is split 
 optimizer mirrors gets the same choice as its parameter because the choice reads only
 the shape and the free dimensions.
 
-Activations get no rules: the batch is split over (data, fsdp) where it enters the jitted
-step and XLA's SPMD partitioner propagates the rest from the parameters' shardings.
+Activations get no rules: the batch is split over (data, fsdp) (and its length axis over
+sequence) where it enters the jitted step and XLA's SPMD partitioner propagates the rest
+from the parameters' shardings.
 """
 from __future__ import annotations
 
@@ -37,7 +40,10 @@ from jax.sharding import PartitionSpec as P
 
 from attn_research.objectives.optim import path_name
 
-AXES = ("data", "fsdp", "tensor")
+# Laid out in this order, data outermost: a tensor group and a sequence ring (which pass
+# activations every layer) sit on neighbouring devices.
+AXES = ("data", "fsdp", "sequence", "tensor")
+SEQUENCE_AXIS = "sequence"  # the batch's length axis (dimension 1) is split over it
 BATCH_AXES = ("data", "fsdp")  # the batch dimension is split over both
 
 # (regex, spec, what the split dimension is: named in errors). The projections are

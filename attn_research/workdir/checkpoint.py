@@ -38,7 +38,7 @@ ADDED_LATER = {"mode": "single", "objective": "classification", "train.keep_best
                "train.accumulate_steps": 1, "model.remat": "none",
                "model.dtype": "auto", "model.param_dtype": "float32", "train.frozen": "", "init_from": "",
                "init_skip": "head/.*", "data.vocabulary": "task",
-               "mesh.data": -1, "mesh.fsdp": 1, "mesh.tensor": 1,
+               "mesh.data": -1, "mesh.fsdp": 1, "mesh.tensor": 1, "mesh.sequence": 1,
                # scikit-learn digits' validation split and label subsets (2026-11-30)
                "data.validation_fraction": 0.0, "data.eval_split": "test",
                "data.label_fraction": 1.0}
