@@ -124,6 +124,7 @@ def _cli_error(argv, capsys):
     (["--config.data.name=mnist"], "data.name='mnist' is not registered; valid: "),
     (["--config.model.attention=sparse"], "model.attention='sparse' is not registered"),
     (["--config.model.attention_impl=cudnn"], "impl='cudnn' needs a GPU"),
+    (["--config.model.attention_impl=splash"], "impl='splash' needs a TPU"),
     (["--config.train.optimizer=lion"], "train.optimizer='lion' is not valid"),
     (["--config.train.batch_size=0"], "train.batch_size=0 must be a positive int"),
 ])

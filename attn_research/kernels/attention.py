@@ -21,12 +21,18 @@ impl:
                lax.cond runs cuDNN's PADDING (PADDING_CAUSAL) mask type when every row
                is padded on the right (all the project's tasks), the dense mask
                otherwise; causal goes as is_causal, a window as cuDNN's sliding window.
+  "splash"     JAX's Pallas TPU splash attention (kernels/splash.py): fused, TPU only
+               (Pallas interpret mode on a CPU for tests); key padding as segment ids,
+               causal and windows as splash's lazy masks.
   "ring"       ring attention (kernels/ring.py) over the "sequence" axis of the mesh set
                by jax.set_mesh: sequence parallelism; natural order in and out, causal
                load balanced; at most a key padding mask, no bias, no window. Never
                chosen by "auto".
   "auto"       choose_impl, in this order:
                  1. reference when the weights are asked for;
+                 1b. splash on a TPU when splash supports the call (splash.splash_problem:
+                    dot-product scores, no bias, at most key padding, f32/bf16, lengths
+                    multiples of 128); otherwise rules 3-5;
                  2. cudnn on a GPU when cuDNN supports the call (bf16/f16, head dim
                     <= 128 and a multiple of 8, no two-sided window unless causal);
                  3. local for a window covering at most a quarter of the keys;
@@ -46,8 +52,9 @@ impl:
                at 768 (18 MiB) and lost at 512 (1.1x). xla beats reference (2.3-2.7x
                faster at T = 512-1024) because jax.nn's softmax has a cheaper gradient
                than the masked-softmax parts reference differentiates.
-               On a GPU, a call that cannot go to cuDNN logs why, once per reason
-               (logger "attn_research.attention", level WARNING), naming what runs instead.
+               On a GPU (TPU), a call that cannot go to cuDNN (splash) logs why, once per
+               reason (logger "attn_research.attention", level WARNING), naming what runs
+               instead.
 
 Chunk sizes: q_chunk, k_chunk = None picks the backend's (default_chunks): 256 x 256 on
 a CPU (cache-sized blocks, above), Rabe & Staats' 1024 x 4096 elsewhere. Causal and
@@ -70,6 +77,7 @@ import numpy as np
 from attn_research.kernels import local as local_lib
 from attn_research.kernels import masks as masks_lib
 from attn_research.kernels import ring as ring_lib
+from attn_research.kernels import splash as splash_lib
 from attn_research.kernels.checks import check_mask_bias, check_qkv
 from attn_research.kernels.scores import additive_scores, dot_scores
 from attn_research.kernels.softmax import masked_softmax_parts
@@ -77,7 +85,7 @@ from attn_research.kernels.softmax import masked_softmax_parts
 LOG = logging.getLogger("attn_research.attention")
 _LOGGED = set()  # fallback reasons already logged by this process
 
-IMPLS = ("auto", "reference", "chunked", "local", "xla", "cudnn", "ring")
+IMPLS = ("auto", "reference", "chunked", "local", "xla", "cudnn", "ring", "splash")
 # "auto" materialises scores up to this many bytes (float32 [B, H, T, S]) on a GPU or TPU,
 AUTO_REFERENCE_MAX_BYTES = 256 * 2**20
 # and up to this many on a CPU (see the module docstring).
@@ -133,12 +141,19 @@ def _on_gpu():
   return jax.default_backend() == "gpu"
 
 
+def _on_tpu():
+  return jax.default_backend() == "tpu"
+
+
 def check_impl(impl):
   """Raises when impl is unknown or cannot run on this machine (before any tracing)."""
   if impl not in IMPLS:
     raise ValueError(f"impl={impl!r} is not an attention implementation; valid: {IMPLS}")
   if impl == "cudnn" and not _on_gpu():
     raise ValueError(f"impl='cudnn' needs a GPU; this machine's JAX backend is "
+                     f"{jax.default_backend()!r}; use 'auto', 'reference' or 'chunked'")
+  if impl == "splash" and not (_on_tpu() or splash_lib._INTERPRET):
+    raise ValueError(f"impl='splash' needs a TPU; this machine's JAX backend is "
                      f"{jax.default_backend()!r}; use 'auto', 'reference' or 'chunked'")
 
 
@@ -291,11 +306,13 @@ def _padded_as_lengths(call, mask, key_mask_BS):
                       lambda: call(mask=mask))
 
 
-def _log_fallback(reason: str, chosen: str):
-  """On a GPU, says once per reason why impl="auto" did not pick cuDNN."""
-  if _on_gpu() and reason not in _LOGGED:
+def _log_fallback(reason: str, chosen: str, fused: str = "cuDNN"):
+  """On a GPU or TPU, says once per reason why impl="auto" did not pick the fused kernel
+  (cuDNN, splash)."""
+  if (_on_gpu() or _on_tpu()) and reason not in _LOGGED:
     _LOGGED.add(reason)
-    LOG.warning("attention impl='auto': not cuDNN because %s; running %r", reason, chosen)
+    LOG.warning("attention impl='auto': not %s because %s; running %r", fused, reason,
+                chosen)
 
 
 # ----------------------------------------------------------------------------- public
@@ -345,6 +362,15 @@ def choose_impl(q, k, v, *, mask=None, bias=None, causal=False, window=None,
   """The implementation impl="auto" runs for this call (the module docstring's rules)."""
   if return_weights:
     return "reference"
+  if _on_tpu():
+    problem = splash_lib.splash_problem(q, k, v, mask, bias, window, causal, return_weights,
+                                        additive)
+    if problem is None:
+      return "splash"
+    chosen = _fallback_impl(q, k, v, mask=mask, bias=bias, causal=causal, window=window,
+                            additive=additive)
+    _log_fallback(problem, chosen, "splash")
+    return chosen
   problem = _cudnn_problem(q, k, v, bias, window, causal, return_weights, additive)
   if problem is None:
     return "cudnn"
@@ -393,6 +419,14 @@ def _attention(q, k, v, score_fn, *, mask, bias, causal, window, scale, impl,
     raise ValueError(f"additive scores run with impl='reference' or 'chunked'; got {impl!r}")
   if impl == "ring":
     return _ring(q, k, mask, bias, window, causal, scale, v)
+  if impl == "splash":
+    problem = splash_lib.splash_problem(q, k, v, mask, bias, window, causal, False, additive)
+    if problem:
+      raise ValueError(problem + "; use impl='auto', 'reference' or 'chunked'")
+    return splash_lib.splash_attention(
+        q, k, v, key_mask_BS=masks_lib.key_padding(masks_lib.as_4d(mask), q.shape[0],
+                                                   k.shape[1]),
+        causal=causal, window=window, scale=scale, interpret=not _on_tpu())
   if impl == "xla":
     problem = _xla_problem(q, k, v, additive)
     if problem:
