@@ -148,7 +148,7 @@ def test_more_objects_than_queries_is_refused_before_compiling(tmp_path):
 @pytest.mark.parametrize("settings,message", [
     (dict(assignment="greedy"), "set_prediction.assignment='greedy'"),
     (dict(no_object_weight=-1.0), "set_prediction.no_object_weight=-1.0"),
-    (dict(aux="yes"), r"set_prediction \['aux'\] is not a setting"),
+    (dict(aux="yes"), r"set_prediction \['aux'\] is not a set_prediction setting"),
 ])
 def test_bad_set_prediction_settings_are_refused(settings, message):
   config = make_config(SMOKE)

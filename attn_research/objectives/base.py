@@ -51,6 +51,16 @@ def get_objective(config, model):
   return OBJECTIVES.get(config.get("objective", "classification"))(config, model)
 
 
+def settings_block(config, name: str, defaults: dict) -> dict:
+  """An objective's optional config block (config.NAME) over its defaults; a key the
+  defaults lack is refused, naming the valid ones. Values are the objective's to check."""
+  given = dict(config.get(name) or {})
+  unknown = sorted(set(given) - set(defaults))
+  if unknown:
+    raise ValueError(f"{name} {unknown} is not a {name} setting; valid: {sorted(defaults)}")
+  return dict(defaults, **given)
+
+
 def check_accumulate_steps(config, objective_cls) -> int:
   """config.train.accumulate_steps (default 1), refused before compiling when it is not a
   positive int, does not divide the batch each device gets, or the objective cannot

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attn_research.data import vocab
-from attn_research.objectives.base import Objective, register_objective
+from attn_research.objectives.base import Objective, register_objective, settings_block
 from attn_research.objectives.classification import loss_sums
 
 MASKING_DEFAULTS = dict(rate=0.15, mask=0.8, random=0.1)
@@ -34,12 +34,7 @@ EVAL_KEY = 0x6576616C  # "eval"
 def masking_settings(config) -> dict:
   """config.masking over MASKING_DEFAULTS, refused when a key is unknown or a share is
   outside its range."""
-  given = dict(config.get("masking") or {})
-  unknown = sorted(set(given) - set(MASKING_DEFAULTS))
-  if unknown:
-    raise ValueError(f"masking {unknown} is not a masking setting; valid: "
-                     f"{sorted(MASKING_DEFAULTS)}")
-  m = dict(MASKING_DEFAULTS, **given)
+  m = settings_block(config, "masking", MASKING_DEFAULTS)
   if not (isinstance(m["rate"], (int, float)) and 0 < m["rate"] < 1):
     raise ValueError(f"masking.rate={m['rate']!r} must be in (0, 1): the share of real "
                      "tokens selected for prediction (BERT: 0.15)")

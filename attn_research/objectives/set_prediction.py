@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import optax
 
 from attn_research.kernels import boxes as box_ops
-from attn_research.objectives.base import Objective, register_objective
+from attn_research.objectives.base import Objective, register_objective, settings_block
 from attn_research.registry import check_choice
 
 ASSIGNMENTS = ("hungarian", "fixed_order")
@@ -50,12 +50,7 @@ DUMMY_BOX = (0.5, 0.5, 0.1, 0.1)  # stands in for padding objects: keeps GIoU's 
 def set_prediction_settings(config) -> dict:
   """config.set_prediction over SET_PREDICTION_DEFAULTS, refused when a key is unknown or a
   value is out of range."""
-  given = dict(config.get("set_prediction") or {})
-  unknown = sorted(set(given) - set(SET_PREDICTION_DEFAULTS))
-  if unknown:
-    raise ValueError(f"set_prediction {unknown} is not a setting; valid: "
-                     f"{sorted(SET_PREDICTION_DEFAULTS)}")
-  s = dict(SET_PREDICTION_DEFAULTS, **given)
+  s = settings_block(config, "set_prediction", SET_PREDICTION_DEFAULTS)
   check_choice("set_prediction.assignment", s["assignment"], ASSIGNMENTS)
   for key in ("class_weight", "l1_weight", "giou_weight", "no_object_weight"):
     if isinstance(s[key], bool) or not isinstance(s[key], (int, float)) or not s[key] >= 0:
