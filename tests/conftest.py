@@ -25,6 +25,31 @@ os.environ["ATTN_RESEARCH_DATA"] = tempfile.mkdtemp(prefix="attn_research_test_d
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def forced_devices_env(count: int, **extra) -> dict:
+  """The environment of a subprocess that sees `count` CPU devices (XLA's forced host
+  device count; the device count is fixed when JAX starts, so it needs its own process)."""
+  flags = os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}"
+  return dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu", **extra)
+
+
+def run_on_devices(count: int, script: str, *args, timeout: int = 600):
+  """Runs `python -c script *args` on `count` forced CPU devices from the repository root;
+  asserts it succeeded and returns its completed process (stdout holds what it printed)."""
+  import subprocess
+  import sys
+  proc = subprocess.run([sys.executable, "-c", script, *map(str, args)],
+                        env=forced_devices_env(count), capture_output=True, text=True,
+                        timeout=timeout, cwd=ROOT)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+  return proc
+
+
+def last_json_line(proc):
+  """The JSON object a subprocess printed last (a run's summary, a dict of results)."""
+  import json
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def make_config(spec="experiments/base.py:smoke", **overrides):
   """Loads ROOT/spec with --config overrides given as keyword args (dots as '__')."""
   path, _, arg = spec.partition(":")

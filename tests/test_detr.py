@@ -2,9 +2,6 @@
 set prediction objective (objectives/set_prediction.py) and their refusals; the loop's
 resume and data parallelism with this objective (slow)."""
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +16,7 @@ from attn_research.models.detr import detections
 from attn_research.objectives.set_prediction import (SET_PREDICTION_DEFAULTS, image_losses,
                                                      set_prediction_settings)
 from attn_research.train.loop import prepare, run
-from tests.conftest import ROOT, make_config
+from tests.conftest import ROOT, make_config, last_json_line, run_on_devices
 
 SMOKE = "experiments/detr.py:smoke"
 
@@ -231,12 +228,7 @@ print(json.dumps(summary))
 @pytest.mark.slow  # a subprocess with 2 forced CPU devices: ~30 s
 def test_two_devices_match_one(tmp_path):
   single = run(make_config(SMOKE, train__log_every=1), tmp_path / "one", progress=False)
-  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
-  env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", TWO_DEVICES, str(tmp_path / "two")], env=env,
-                        capture_output=True, text=True, timeout=300, cwd=ROOT)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  multi = json.loads(proc.stdout.strip().splitlines()[-1])
+  multi = last_json_line(run_on_devices(2, TWO_DEVICES, tmp_path / "two", timeout=300))
   assert multi["device"]["count"] == 2 and single["device"]["count"] == 1
   for split in ("final_train", "final_eval"):
     for key in ("loss", "loss_l1", "count_accuracy"):

@@ -8,7 +8,6 @@ resumed on a different mesh (data 1 x fsdp 2 x tensor 2, fsdp across the process
 continues from the two-process checkpoint to the same numbers.
 """
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -17,7 +16,7 @@ import sys
 import pytest
 
 from attn_research.train.loop import run
-from tests.conftest import ROOT, make_config
+from tests.conftest import ROOT, make_config, forced_devices_env
 
 SETTINGS = dict(train__num_steps=6, train__batch_size=16, train__eval_batch_size=64,
                 train__log_every=1, train__checkpoint_every=3, train__eval_every=3)
@@ -44,12 +43,10 @@ def _free_port() -> int:
 def _launch(workdir, **mesh):
   """Starts the two processes on workdir; returns [(summary, stderr)] by process index."""
   port = _free_port()
-  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
   procs = []
   for index in range(2):
-    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu",
-               JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
-               JAX_PROCESS_ID=str(index))
+    env = forced_devices_env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                             JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(index))
     procs.append(subprocess.Popen(
         [sys.executable, "-c", CHILD, str(workdir), json.dumps(mesh)], env=env, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))

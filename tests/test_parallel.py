@@ -1,14 +1,10 @@
 """Data parallelism: 8 (virtual CPU) devices give the 1-device run's numbers."""
-import json
-import os
-import subprocess
-import sys
 
 import jax
 import pytest
 
 from attn_research.train.loop import run
-from tests.conftest import ROOT, make_config
+from tests.conftest import ROOT, make_config, last_json_line, run_on_devices
 
 SETTINGS = dict(train__num_steps=3, train__batch_size=16, train__eval_batch_size=64,
                 train__log_every=1)
@@ -35,12 +31,7 @@ print(json.dumps(summary))
 def test_eight_devices_match_one(tmp_path):
   assert jax.device_count() == 1
   single = run(make_config(**SETTINGS), tmp_path / "one", progress=False)
-  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-  env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "eight")], env=env,
-                        capture_output=True, text=True, timeout=300, cwd=ROOT)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  multi = json.loads(proc.stdout.strip().splitlines()[-1])
+  multi = last_json_line(run_on_devices(8, SCRIPT, tmp_path / "eight", timeout=300))
   assert multi["device"]["count"] == 8 and single["device"]["count"] == 1
   for split in ("final_train", "final_eval"):
     for key in ("loss", "accuracy"):

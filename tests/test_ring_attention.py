@@ -5,9 +5,6 @@ key padding mask; masked blocks are really skipped; bad input is refused by name
 The 4-device cases run in one subprocess (the device count is fixed when jax starts),
 with tiny shapes: T = 16 gives 2-position chunks, so every kind of sub-block occurs.
 """
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +14,7 @@ from jax.sharding import Mesh
 
 from attn_research.kernels import dot_product_attention
 from attn_research.kernels import ring as ring_lib
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_on_devices
 
 SCRIPT = f"""
 import sys
@@ -93,11 +90,7 @@ print("ok bad T", flush=True)
 
 
 def test_four_devices_match_reference():
-  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-  env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                        text=True, timeout=300, cwd=ROOT)
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+  proc = run_on_devices(4, SCRIPT, timeout=300)
   assert proc.stdout.count("ok ") == 6, proc.stdout
 
 

@@ -5,10 +5,6 @@ Slow: 4 forced CPU devices in a subprocess: a tiny Transformer trained with its 
 split over the mesh's sequence axis (a per-sequence task over data 2 x sequence 2, a
 causal task over sequence 4) ends with the 1-device run's losses and accuracies.
 """
-import json
-import os
-import subprocess
-import sys
 
 import jax
 import pytest
@@ -17,7 +13,7 @@ from jax.sharding import PartitionSpec as P
 from attn_research.data import get_task
 from attn_research.train import parallel, sequence
 from attn_research.train.loop import prepare, run
-from tests.conftest import ROOT, make_config
+from tests.conftest import ROOT, make_config, last_json_line, run_on_devices
 
 SEQ2 = dict(data=1, fsdp=1, sequence=2, tensor=1)
 # The causal copy task, shrunk: sequences of 16 tokens.
@@ -123,12 +119,7 @@ def test_ring_training_matches_one_device(tmp_path):
                                      if not k.startswith(("mesh", "model__attention_impl"))}),
                       tmp_path / f"one_{name}", progress=False)
             for name, settings in RUNS.items()}
-  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-  env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], env=env,
-                        capture_output=True, text=True, timeout=600, cwd=ROOT)
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  out = last_json_line(run_on_devices(4, SCRIPT, tmp_path))
   split, rows = str(P(("data", "fsdp"), "sequence")), str(P(("data", "fsdp")))
   assert out["specs_copy_seq4"] == {"inputs": split, "targets": split, "mask": split,
                                     "target_mask": split}, out["specs_copy_seq4"]

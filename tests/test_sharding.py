@@ -6,10 +6,7 @@ Slow: 8 forced CPU devices in a subprocess: data 2 x fsdp 2 x tensor 2 trains to
 checkpoints move between meshes (8 devices -> 2x2x2, 8 devices -> 1 device).
 """
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import jax
 import pytest
@@ -24,7 +21,7 @@ from attn_research.objectives.optim import param_paths
 from attn_research.train import parallel, sharding
 from attn_research.train.loop import prepare, run
 from attn_research.workdir.checkpoint import config_differences
-from tests.conftest import ROOT, make_config
+from tests.conftest import ROOT, make_config, last_json_line, run_on_devices
 
 
 def _abstract_state(config):
@@ -174,12 +171,7 @@ def _close(a, b, rel=1e-4):
 def test_mesh_222_matches_one_device_and_checkpoints_move(tmp_path):
   assert jax.device_count() == 1
   single = run(make_config(**SETTINGS), tmp_path / "one", progress=False)
-  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-  env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], env=env,
-                        capture_output=True, text=True, timeout=600, cwd=ROOT)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  out = last_json_line(run_on_devices(8, SCRIPT, tmp_path))
   assert out["specs"] == {"query": str(P("fsdp", "tensor", None)), "up": str(P("fsdp", "tensor")),
                           "mu_query": str(P("fsdp", "tensor", None)),
                           "mu_down": str(P("tensor", "fsdp")), "step": str(P())}
