@@ -317,6 +317,19 @@ def detr_relation(results, report):
   assert results["criterion"].startswith("Supported if")
 
 
+def sagan_relation(results, report):
+  """Each variant's mean and n are those of its per-seed FDs; attention variants report a
+  gamma per seed; the verdict is the criterion applied to the means and intervals."""
+  from attn_research.reproduce.sagan2019 import verdict
+  for name, v in results["variants"].items():
+    assert v["n"] == len(v["fd"]) == len(results["seeds"]), name
+    assert v["mean"] == pytest.approx(float(np.mean(v["fd"])))
+    assert all(fd >= 0 for fd in v["fd"])
+    assert len(v["gamma_g"]) == (len(v["fd"]) if v["attention_res"] else 0)
+  assert results["verdict_label"] == verdict(results["variants"])
+  assert results["criterion"].startswith("Judged on the final")
+
+
 RELATIONS = {
     "bert2019_transfer": transfer_relation,
     "detr2020": detr_relation,
@@ -328,6 +341,7 @@ RELATIONS = {
     "katharopoulos2020_scaling": scaling_relation,
     "lra2020": lra_relation,
     "mnist1d2020": mnist1d_relation,
+    "sagan2019": sagan_relation,
     "truncated_speech": speech_relation,
     "vit2020_datasize": vit_datasize_relation,
 }

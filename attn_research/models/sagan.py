@@ -17,6 +17,7 @@ C/k dimensions, impl = attention_impl). Cost: O(N^2 C / k) for the scores.
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -24,6 +25,7 @@ from attn_research import kernels
 from attn_research.models.cnn2d import DEFAULTS as CNN2D_DEFAULTS
 from attn_research.models.cnn2d import CNN2D
 from attn_research.models.registry import register_model
+from attn_research.nn.spectral_norm import SNConv
 
 DEFAULTS = dict(CNN2D_DEFAULTS, attention_stage=0, attention_reduction=8,
                 attention_impl="auto")
@@ -39,23 +41,56 @@ def check_global_impl(impl):
 
 
 class FeatureMapAttention(nnx.Module):
-  """y = x + gamma * softmax(g(x) f(x)^T) h(x) over all positions of x [B, H, W, C]."""
+  """y = x + gamma * softmax(g(x) f(x)^T) h(x) over all positions of x [B, H, W, C].
 
-  def __init__(self, channels: int, reduction: int, impl: str, *, rngs: nnx.Rngs):
+  pool=True max-pools keys and values over 2x2 windows (the SAGAN paper's released
+  generator and discriminator do, which cuts the scores by 4: N x N/4); every query
+  still sees the whole map. spectral=True spectrally normalises the three 1x1
+  convolutions (nn/spectral_norm.py), as SAGAN does for every layer of G and D; the
+  classifier keeps plain convolutions (pool=False, spectral=False, its defaults).
+  """
+
+  def __init__(self, channels: int, reduction: int, impl: str, *, pool: bool = False,
+               spectral: bool = False, rngs: nnx.Rngs):
     check_global_impl(impl)
-    self.impl, self.key_channels = impl, max(1, channels // reduction)
-    one_by_one = lambda c_out: nnx.Conv(channels, c_out, (1, 1), rngs=rngs)  # noqa: E731
+    self.impl, self.key_channels, self.pool = impl, max(1, channels // reduction), pool
+    if spectral:
+      one_by_one = lambda c_out: SNConv(channels, c_out, 1, rngs=rngs)  # noqa: E731
+    else:
+      one_by_one = lambda c_out: nnx.Conv(channels, c_out, (1, 1), rngs=rngs)  # noqa: E731
+    self.spectral = spectral
     self.f = one_by_one(self.key_channels)   # keys
     self.g = one_by_one(self.key_channels)   # queries
     self.h = one_by_one(channels)            # values
     self.gamma = nnx.Param(jnp.zeros((), jnp.float32))
 
-  def __call__(self, x_BHWC):
+  def _qkv(self, x_BHWC, train: bool):
+    """(queries [B, N, 1, C/k], keys and values [B, N', 1, .]) with N' = N / 4 pooled."""
+    conv = (lambda layer: layer(x_BHWC, train=train)) if self.spectral else (  # noqa: E731
+        lambda layer: layer(x_BHWC))
+    q, k, v = conv(self.g), conv(self.f), conv(self.h)
+    if self.pool:
+      if x_BHWC.shape[1] % 2 or x_BHWC.shape[2] % 2:
+        raise ValueError(f"attention pooling halves the feature map; {x_BHWC.shape[1]}x"
+                         f"{x_BHWC.shape[2]} is not even")
+      # A reshape and a max, not nnx.max_pool: XLA's CPU gradient of reduce_window
+      # (select-and-scatter) made the 16x16 GAN's train step several times slower.
+      k, v = (y.reshape(y.shape[0], y.shape[1] // 2, 2, y.shape[2] // 2, 2,
+                        y.shape[3]).max(axis=(2, 4)) for y in (k, v))
+    as_heads = lambda y: y.reshape(y.shape[0], -1, 1, y.shape[-1])  # noqa: E731
+    return as_heads(q), as_heads(k), as_heads(v)
+
+  def __call__(self, x_BHWC, *, train: bool = False):
     B, H, W, C = x_BHWC.shape
-    as_heads = lambda y: y.reshape(B, H * W, 1, y.shape[-1])  # noqa: E731  [B, N, 1 head, D]
-    o_BN1C = kernels.dot_product_attention(as_heads(self.g(x_BHWC)), as_heads(self.f(x_BHWC)),
-                                           as_heads(self.h(x_BHWC)), scale=1.0, impl=self.impl)
+    q, k, v = self._qkv(x_BHWC, train)
+    o_BN1C = kernels.dot_product_attention(q, k, v, scale=1.0, impl=self.impl)
     return x_BHWC + self.gamma[...] * o_BN1C.reshape(B, H, W, C)
+
+  def attention_weights(self, x_BHWC):
+    """[B, N, N'] the softmax weights each query position gives the (pooled) key positions
+    (evaluation mode; for figures: where a query pixel looks)."""
+    q, k, _ = self._qkv(x_BHWC, False)
+    return jax.nn.softmax(jnp.einsum("bqd,bkd->bqk", q[:, :, 0], k[:, :, 0]), axis=-1)
 
 
 @register_model("sagan_cnn", DEFAULTS)
