@@ -251,3 +251,19 @@ def test_two_devices_match_one(tmp_path):
       if key in single[split]:
         assert multi[split][key] == pytest.approx(single[split][key], rel=1e-4, abs=1e-5), (
             split, key)
+
+
+def test_reading_a_gan_run_back_as_one_model_is_refused(tmp_path):
+  """init_from and load_trained read a run's parameters as one model's; a GAN's state is
+  two networks, so both refuse it by name (from the files alone, nothing compiled)."""
+  from attn_research.train import init_from
+  from attn_research.train.restore import load_trained
+  from attn_research.workdir import write_json
+  source = tmp_path / "gan_run"
+  (source / "checkpoints" / "3").mkdir(parents=True)
+  write_json(source / "config.json", make_config("experiments/sagan.py:smoke").to_dict())
+  with pytest.raises(ValueError, match="objective 'gan' trains several networks"):
+    load_trained(source)
+  config = make_config("experiments/sagan.py:smoke", init_from=str(source))
+  with pytest.raises(ValueError, match=r"\(the source\): objective 'gan' trains several"):
+    init_from.check(config)

@@ -61,6 +61,16 @@ def settings_block(config, name: str, defaults: dict) -> dict:
   return dict(defaults, **given)
 
 
+def check_one_network(objective_name: str, what: str):
+  """Refuses an objective whose state is not one model's parameters, for `what` (a
+  feature that reads a run's parameters back as one model)."""
+  cls = OBJECTIVES.get(objective_name)
+  if not cls.one_network:
+    valid = sorted(n for n in OBJECTIVES.names() if OBJECTIVES.get(n).one_network)
+    raise ValueError(f"{what}: objective {objective_name!r} trains several networks, which "
+                     f"cannot be read back as one model; objectives that can: {valid}")
+
+
 def check_accumulate_steps(config, objective_cls) -> int:
   """config.train.accumulate_steps (default 1), refused before compiling when it is not a
   positive int, does not divide the batch each device gets, or the objective cannot
@@ -124,6 +134,9 @@ class Objective:
   # False: the loss to minimise is not sums["loss"] / sums["count"] (or train_step is
   # overridden), so the step cannot split a batch into microbatches.
   accumulates = True
+  # False: the state holds several networks (a GAN's generator and discriminator), so a
+  # run's parameters cannot be read back as one model's (init_from, load_trained).
+  one_network = True
 
   def __init__(self, config, model):
     self.config = config

@@ -121,6 +121,7 @@ class GANObjective(Objective):
   finite_metrics = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
   progress_metrics = ("d_loss", "g_loss", "fd")
   accumulates = False
+  one_network = False  # generator and discriminator: init_from and load_trained refuse it
 
   def __init__(self, config, model):
     if not isinstance(model, GAN):

@@ -28,6 +28,7 @@ from flax import nnx
 from attn_research.data import get_task
 from attn_research.models import get_model
 from attn_research.objectives import get_objective
+from attn_research.objectives.base import check_one_network
 from attn_research.objectives.optim import param_paths
 from attn_research.workdir import CHECKPOINTS, CONFIG, read_config
 from attn_research.workdir import checkpoint as ckpt_lib
@@ -54,6 +55,9 @@ def check(config) -> dict:
     raise ValueError(f"init_from={spec!r}: {workdir} is not a trained run: it needs {CONFIG} "
                      f"and {CHECKPOINTS}/ with a step; found {found or 'nothing'}")
   check_family(spec, stored.get("model", {}), config.model)
+  for objective, whose in ((stored.get("objective", "classification"), "the source"),
+                           (config.get("objective", "classification"), "this run")):
+    check_one_network(objective, f"init_from={spec!r} ({whose})")
   try:
     re.compile(config.get("init_skip", "head/.*"))
   except re.error as e:

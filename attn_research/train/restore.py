@@ -20,6 +20,7 @@ from flax import nnx
 from attn_research.data import get_task
 from attn_research.models import get_model
 from attn_research.objectives import get_objective
+from attn_research.objectives.base import check_one_network
 from attn_research.workdir import CHECKPOINTS, CONFIG, read_config
 from attn_research.workdir import checkpoint as ckpt_lib
 
@@ -48,6 +49,7 @@ def load_trained(workdir, *, data_overrides=None):
   if stored is None or not ckpt_lib.has_checkpoint(workdir):
     raise ValueError(f"{workdir} is not a trained run (needs {CONFIG} and {CHECKPOINTS}/)")
   config = ml_collections.ConfigDict(stored)
+  check_one_network(config.get("objective", "classification"), f"reading {workdir} back")
   train_task = get_task(config.data)
   model = nnx.eval_shape(lambda: get_model(config.model, train_task.info,
                                            rngs=nnx.Rngs(params=0, dropout=1)))
