@@ -163,6 +163,7 @@ def test_detection_pieces_refuse_the_wrong_partner(tmp_path):
     prepare(make_config("experiments/base.py:smoke", objective="set_prediction"), tmp_path)
 
 
+@pytest.mark.slow  # ~13 s of compiling; experiments/detr.py:smoke trains DETR in the fast tier
 def test_detr_trains_a_few_steps(tmp_path):
   summary = run(make_config(SMOKE), tmp_path, progress=False)
   rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

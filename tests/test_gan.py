@@ -170,6 +170,7 @@ RESUME = dict(train__num_steps=4, train__checkpoint_every=2, train__eval_every=2
               model__attention_res=8)
 
 
+@pytest.mark.slow  # ~20 s of compiling; experiments/sagan.py:smoke trains a GAN in the fast tier
 def test_conditional_gan_trains(tmp_path):
   """Conditional BN in G, a projection D: a few steps through the loop."""
   summary = run(make_config(SMOKE, **RESUME, model__conditional=True), tmp_path, progress=False)

@@ -89,6 +89,7 @@ print("ok bad T", flush=True)
 """
 
 
+@pytest.mark.slow  # a 4-device subprocess: 13-35 s on 2 cores
 def test_four_devices_match_reference():
   proc = run_on_devices(4, SCRIPT, timeout=300)
   assert proc.stdout.count("ok ") == 6, proc.stdout
