@@ -28,8 +28,11 @@ def test_every_experiment_builds_locks_and_documents_itself(spec):
     assert word in doc, f"{spec} docstring lacks {word}"
 
 
-# The image comparison's smoke compiles three convolutional models (~12 s): slow tier.
-HEAVY_SMOKE = {"experiments/images.py"}
+# Slow tier: the image comparison's smoke compiles three convolutional models (~12 s);
+# the GAN's (two networks, their two steps, the Frechet feature net: 25-50 s) and DETR's
+# (10-20 s) train in the slow tier as well, through their reproductions' smoke runs and
+# tests/test_gan.py / test_detr.py's learning checks.
+HEAVY_SMOKE = {"experiments/images.py", "experiments/sagan.py", "experiments/detr.py"}
 
 
 @pytest.mark.parametrize("spec", [pytest.param(s, marks=pytest.mark.slow) if s in HEAVY_SMOKE
