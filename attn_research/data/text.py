@@ -151,9 +151,35 @@ class FortunesTask(ArrayTask):
     return f"{text}\n[{self.class_names[int(example['targets'])]}]"
 
 
+FORTUNES_SPLITS = ("test", "validation")  # data.eval_split
+
+
+def check_fortunes_splits(cfg):
+  """Refuses split settings that cannot hold, naming the value, before any file is read."""
+  frac, val = cfg["eval_fraction"], cfg["validation_fraction"]
+  if not 0 < frac < 1:
+    raise ValueError(f"data.eval_fraction={frac} must be in (0, 1)")
+  if not 0 <= val < 1:
+    raise ValueError(f"data.validation_fraction={val} must be in [0, 1)")
+  if frac + val > 0.9:
+    raise ValueError(f"data.eval_fraction={frac} + data.validation_fraction={val} must leave "
+                     "at least 10 % of each category's quotes for training")
+  check_choice("data.eval_split", cfg["eval_split"], FORTUNES_SPLITS)
+  if cfg["eval_split"] == "validation" and not val:
+    raise ValueError("data.eval_split='validation' needs data.validation_fraction > 0 (the "
+                     "share of each category's quotes kept aside for validation); got 0")
+  if not 0 < cfg["label_fraction"] <= 1:
+    raise ValueError(f"data.label_fraction={cfg['label_fraction']} must be in (0, 1]: the "
+                     "share of the training quotes whose labels are used")
+  seed = cfg["holdout_seed"]
+  if isinstance(seed, bool) or not isinstance(seed, int) or seed < -1:
+    raise ValueError(f"data.holdout_seed={seed!r} must be an int >= 0, or -1 for data.seed")
+
+
 @register_task("fortunes",
                dict(categories="", min_quotes=600, max_length=256, eval_fraction=0.2, seed=0,
-                    vocabulary="task"),
+                    vocabulary="task", validation_fraction=0.0, eval_split="test",
+                    label_fraction=1.0, holdout_seed=-1),
                smoke=dict(max_length=32))
 def fortunes(cfg):
   """Which fortune file does a quote come from? (Debian `fortunes`, 15,217 quotes in
@@ -164,15 +190,21 @@ def fortunes(cfg):
   6,315 train, 1,577 eval. Class balance, measured: 623 (science) to 1,241 (people)
   quotes per class, shares 7.9 % to 15.7 %: always guessing the majority class scores
   15.7 %. Median quote 100 bytes; 63 % fit in 128 bytes, 83 % in 256, 92 % in 512.
-  A seeded split keeps round(eval_fraction * n) of each class aside (stratified).
+  A seeded split keeps round(eval_fraction * n) of each class aside (stratified): the
+  test quotes. For pretrain-then-fine-tune curves (mode transfer): validation_fraction
+  > 0 keeps round(validation_fraction * n) more of each class aside (the validation
+  quotes; the test quotes stay the same ones), eval_split says which of the two the run
+  evaluates on, and label_fraction < 1 keeps the labels of round(label_fraction * n) of
+  each class's n training quotes (at least one), drawn with seed, so one seed's 1 %
+  subset lies inside its 5 % one. The split is drawn with holdout_seed (-1, the default:
+  with seed, as before), so runs of several seeds can share one split.
   vocabulary: "task" (257 ids: bytes and [PAD]) or "shared" (data/vocab.py: the same
   tokens, one more row for [MASK], so an encoder pretrained on kjv_mlm fits).
   """
   T, frac = cfg["max_length"], cfg["eval_fraction"]
   if T < 1:
     raise ValueError(f"data.max_length={T} must be >= 1")
-  if not 0 < frac < 1:
-    raise ValueError(f"data.eval_fraction={frac} must be in (0, 1)")
+  check_fortunes_splits(cfg)
   check_choice("data.vocabulary", cfg["vocabulary"], shared_vocab.VOCABULARIES)
   directory = require_path(FORTUNES_DIR, "fortunes")
   quotes = read_fortunes(str(directory))
@@ -181,14 +213,21 @@ def fortunes(cfg):
                               f"{FORTUNES_HINT}")
   names = select_categories(quotes, cfg["categories"], cfg["min_quotes"])
   by_class = unique_quotes(quotes, names)
-  rng = np.random.default_rng(cfg["seed"])
-  split = {"train": ([], []), "eval": ([], [])}
+  rng = np.random.default_rng(cfg["seed"] if cfg["holdout_seed"] < 0 else cfg["holdout_seed"])
+  split = {"train": ([], []), "test": ([], []), "validation": ([], [])}
   for label, name in enumerate(names):
     order = rng.permutation(len(by_class[name]))
     n_eval = int(round(frac * len(order)))
-    for part, idx in (("eval", order[:n_eval]), ("train", order[n_eval:])):
+    n_val = int(round(cfg["validation_fraction"] * len(order)))
+    train = order[n_eval + n_val:]
+    if cfg["label_fraction"] < 1:
+      keep = max(1, int(round(cfg["label_fraction"] * len(train))))
+      train = np.sort(np.random.default_rng([cfg["seed"], label]).permutation(train)[:keep])
+    for part, idx in (("test", order[:n_eval]), ("validation", order[n_eval:n_eval + n_val]),
+                      ("train", train)):
       split[part][0].extend(by_class[name][i] for i in idx)
       split[part][1].extend([label] * len(idx))
+  split = {"train": split["train"], "eval": split[cfg["eval_split"]]}
   arrays = {}
   for part, (texts, labels) in split.items():
     tokens, lengths = encode_bytes(texts, T)

@@ -41,7 +41,9 @@ ADDED_LATER = {"mode": "single", "objective": "classification", "train.keep_best
                "mesh.data": -1, "mesh.fsdp": 1, "mesh.tensor": 1, "mesh.sequence": 1,
                # scikit-learn digits' validation split and label subsets (2026-11-30)
                "data.validation_fraction": 0.0, "data.eval_split": "test",
-               "data.label_fraction": 1.0}
+               "data.label_fraction": 1.0,
+               # fortunes' fixed split across seeds (2026-11-30)
+               "data.holdout_seed": -1}
 # Settings that change what is drawn after training, never the training itself, and the
 # device mesh (how a step is computed, not what: a checkpoint restores onto any mesh).
 IGNORED_PREFIXES = ("report.", "mesh.")
