@@ -32,7 +32,11 @@ def test_every_experiment_builds_locks_and_documents_itself(spec):
 # the GAN's (two networks, their two steps, the Frechet feature net: 25-50 s) and DETR's
 # (10-20 s) train in the slow tier as well, through their reproductions' smoke runs and
 # tests/test_gan.py / test_detr.py's learning checks.
-HEAVY_SMOKE = {"experiments/images.py", "experiments/sagan.py", "experiments/detr.py"}
+# The encoder-decoder, speech and MNIST-1D smoke runs (7-9 s each) repeat what
+# test_learning.py, test_speech.py and test_mnist1d.py train in the fast tier.
+HEAVY_SMOKE = {"experiments/images.py", "experiments/sagan.py", "experiments/detr.py",
+               "experiments/reverse.py", "experiments/spoken_digits.py",
+               "experiments/mnist1d.py"}
 
 
 @pytest.mark.parametrize("spec", [pytest.param(s, marks=pytest.mark.slow) if s in HEAVY_SMOKE

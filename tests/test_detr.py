@@ -90,6 +90,7 @@ def test_bad_scene_settings_are_refused(settings, message):
 
 # --------------------------------------------------------------- model and loss
 
+@pytest.mark.slow  # compiles DETR forward and its attention maps: ~8 s
 def test_detr_predicts_a_box_set_per_layer_and_shows_its_cross_attention():
   config = make_config(SMOKE)
   task = get_task(config.data)

@@ -55,6 +55,7 @@ def test_reproduction_smoke_writes_its_files(name, tmp_path):
   assert not missing, f"{name}: numbers in results.json that report.md does not show: {missing}"
 
 
+@pytest.mark.slow  # two smoke reproductions: ~8 s
 def test_other_tier_report_is_archived_not_lost(tmp_path):
   out = tmp_path / "cordonnier2020"
   out.mkdir()

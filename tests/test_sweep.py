@@ -220,6 +220,7 @@ def test_report_of_known_results(tmp_path):
   assert report["plots"][0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # a real training process: ~12 s (test_sweep_slurm's real task, too)
 def test_real_cli_run(tmp_path):
   """The one real `python -m attn_research.main` run: two training steps of a tiny model."""
   spec = write_config(tmp_path, 'add(**{"train.num_steps": [2]})') + ":smoke"
