@@ -85,7 +85,11 @@ def plot(path, lengths, results):
 
 
 def _fmt(x):
-  return "n/a" if x is None else f"{x:.2f}"
+  """Two decimals, or two significant digits for a slope near 0 (a smoke run's timings
+  can be flat: 0.0187 would show as 0.02, one digit of a number the report must show)."""
+  if x is None:
+    return "n/a"
+  return f"{x:.2f}" if abs(x) >= 0.1 else f"{x:.2g}"
 
 
 @register_reproduction("katharopoulos2020_scaling")
