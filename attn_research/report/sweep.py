@@ -46,14 +46,19 @@ class RunResult:
   log: str | None = None
 
 
+def read_record(sweep_dir) -> dict:
+  """The sweep.json record of sweep_dir; ValueError when it has none."""
+  path = pathlib.Path(sweep_dir) / SWEEP_FILE
+  if not path.exists():
+    raise ValueError(f"{sweep_dir} holds no {SWEEP_FILE}: not a sweep directory "
+                     "(./launch.sh sweep writes one, with --launcher slurm too)")
+  return json.loads(path.read_text())
+
+
 def read_sweep(sweep_dir):
   """(sweep.json record, [RunResult]) from the files alone."""
   sweep_dir = pathlib.Path(sweep_dir)
-  path = sweep_dir / SWEEP_FILE
-  if not path.exists():
-    raise ValueError(f"{sweep_dir} holds no {SWEEP_FILE}: not a sweep directory "
-                     "(./launch.sh sweep writes one)")
-  record = json.loads(path.read_text())
+  record = read_record(sweep_dir)
   results = []
   for run in record["runs"]:
     workdir = sweep_dir / run["workdir"]

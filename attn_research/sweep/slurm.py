@@ -29,7 +29,7 @@ import re
 import shlex
 import sys
 
-from attn_research.report.sweep import SWEEP_FILE
+from attn_research.report.sweep import SWEEP_FILE, read_record
 from attn_research.sweep.plan import Plan, Run
 from attn_research.sweep.runner import main_command, run_all, summary_text
 
@@ -87,14 +87,8 @@ def write_script(plan: Plan, *, parallel: int, options=()) -> pathlib.Path:
 
 def task_plan(sweep_dir, index) -> Plan:
   """The one-run plan of array task `index` of the sweep recorded in sweep_dir."""
-  import json
-
   sweep_dir = pathlib.Path(sweep_dir)
-  record_path = sweep_dir / SWEEP_FILE
-  if not record_path.exists():
-    raise ValueError(f"{sweep_dir} holds no {SWEEP_FILE}: write the array with "
-                     "./launch.sh sweep CONFIG --launcher slurm first")
-  record = json.loads(record_path.read_text())
+  record = read_record(sweep_dir)
   runs = record["runs"]
   try:
     i = int(index)
@@ -102,7 +96,7 @@ def task_plan(sweep_dir, index) -> Plan:
     i = -1
   if not 0 <= i < len(runs):
     raise ValueError(f"SLURM_ARRAY_TASK_ID={index!r} must be an int in 0..{len(runs) - 1} "
-                     f"(the {len(runs)} runs of {record_path})")
+                     f"(the {len(runs)} runs of {sweep_dir / SWEEP_FILE})")
   r = runs[i]
   run = Run(r["name"], r["settings"], r["flags"], r["config"], sweep_dir / r["workdir"])
   return Plan(record["config"], sweep_dir, [], [tuple(kv) for kv in record["overrides"]],
