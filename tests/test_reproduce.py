@@ -13,6 +13,7 @@ import pytest
 from attn_research.reproduce import REPRODUCTIONS, reproduce
 from attn_research.reproduce import cordonnier2020
 from attn_research.reproduce.__main__ import main as reproduce_main
+from attn_research.reproduce.protocol import VERDICTS
 from tests.conftest import make_config
 from tests.conftest import require_source
 
@@ -39,6 +40,9 @@ def test_reproduction_smoke_writes_its_files(name, tmp_path):
   report = (out / "report.md").read_text()
   results = json.loads((out / "results.json").read_text())
   assert results["name"] == name and results["tier"] == "smoke"
+  # The protocol: a verdict from a criterion written before the run, both in the report.
+  assert results["verdict"] in VERDICTS and results["criterion"], results["verdict"]
+  assert f"**Verdict: {results['verdict']}.**" in report and results["criterion"] in report
   assert "## The paper" in report and "## What differs and why" in report
   figures = [line[line.index("(") + 1:-1] for line in report.splitlines()
              if line.startswith("![")]

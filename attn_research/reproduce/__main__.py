@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
@@ -22,7 +23,8 @@ def main(argv=None):
     parser.exit(2, f"error: unknown reproduction {args.name!r}; valid: {names} or 'all'\n")
   from attn_research import compile_cache
   compile_cache.enable()
-  failures = []
+  failures, lines = [], []
+  total = time.perf_counter()
   for name in names if args.name == "all" else [args.name]:
     start = time.perf_counter()
     print(f"[reproduce] {name} ({args.tier} tier)", flush=True)
@@ -33,9 +35,16 @@ def main(argv=None):
     except Exception as e:  # one failing reproduction does not stop the others
       traceback.print_exc()
       failures.append((name, f"{type(e).__name__}: {e}".splitlines()[0]))
+      lines.append(f"{name:<30} FAILED ({failures[-1][1]})")
       continue
-    print(f"[reproduce] {name}: {out / 'report.md'} ({time.perf_counter() - start:.0f} s)",
-          flush=True)
+    seconds = time.perf_counter() - start
+    print(f"[reproduce] {name}: {out / 'report.md'} ({seconds:.0f} s)", flush=True)
+    verdict = json.loads((out / "results.json").read_text())["verdict"]
+    lines.append(f"{name:<30} {verdict:<14} {seconds:6.0f} s  {out / 'report.md'}")
+  print(f"[reproduce] summary ({args.tier} tier, {time.perf_counter() - total:.0f} s in all): "
+        "one line per claim", flush=True)
+  for line in lines:
+    print(f"  {line}", flush=True)
   for name, error in failures:
     print(f"[reproduce] FAILED {name}: {error}", file=sys.stderr)
   sys.exit(1 if failures else 0)

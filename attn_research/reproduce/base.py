@@ -20,6 +20,7 @@ import time
 import jax
 
 from attn_research.registry import Registry, check_choice
+from attn_research.reproduce.protocol import check_verdict
 from attn_research.report.table import markdown_table  # noqa: F401  (re-exported)
 from attn_research.workdir import SUMMARY, DirectoryLock
 
@@ -42,8 +43,9 @@ class Report:
   differences: str              # what differs from the paper's setup, and why
   results: dict                 # everything measured, for results.json
   figures: list = dataclasses.field(default_factory=list)  # PNG names inside out_dir
-  verdict: str = ""             # one line: what our numbers show about the claim
+  verdict: str = ""             # one line: what our numbers show, with those that decided it
   criterion: str = ""           # the rule the verdict follows, written before the run
+  verdict_label: str = ""       # protocol.VERDICTS: supported / not supported / inconclusive
 
 
 def check_tier(tier: str):
@@ -74,8 +76,17 @@ def finished_runs(out_dir: pathlib.Path, tier: str) -> int:
   return sum(1 for _ in (out_dir / "runs" / tier).rglob(SUMMARY))
 
 
+def check_report(name: str, report: Report):
+  """A report states its criterion and a verdict computed from it (the protocol)."""
+  if not report.criterion:
+    raise ValueError(f"reproduction {name!r} returned no criterion: every claim states the "
+                     "rule its verdict follows, written before the run")
+  check_verdict(report.verdict_label)
+
+
 def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, seconds: float,
                  reused: int = 0):
+  check_report(name, report)
   command = f"./launch.sh reproduce {name} --tier {tier}"
   device = jax.devices()[0]
   reuse = (f"; {reused} finished training run(s) reused from an earlier call, their "
@@ -83,10 +94,8 @@ def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, se
   lines = [f"# {name} ({tier} tier)", "", f"**Claim.** {report.claim}", "",
            f"**Command.** `{command}` ({seconds:.0f} s on {device.device_kind}, "
            f"{jax.device_count()} device(s), {datetime.date.today().isoformat()}{reuse})", ""]
-  if report.criterion:
-    lines += [f"**Criterion (fixed before the run).** {report.criterion}", ""]
-  if report.verdict:
-    lines += [f"**What we found.** {report.verdict}", ""]
+  lines += [f"**Verdict: {report.verdict_label}.** {report.verdict}", "",
+            f"**Criterion (fixed before the run).** {report.criterion}", ""]
   lines += ["## Our results", ""]
   for table in report.tables:
     lines += [table, ""]
@@ -96,8 +105,9 @@ def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, se
   (out_dir / "report.md").write_text("\n".join(lines))
   payload = dict(name=name, tier=tier, command=command, seconds=round(seconds, 1),
                  reused_runs=reused,
-                 device=device.device_kind, results=report.results, verdict=report.verdict,
-                 **({"criterion": report.criterion} if report.criterion else {}))
+                 device=device.device_kind, verdict=report.verdict_label,
+                 verdict_detail=report.verdict, criterion=report.criterion,
+                 results=report.results)
   (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
 
 

@@ -8,13 +8,9 @@ same runs. The criterion below is fixed before any run; the verdict is computed 
 """
 from __future__ import annotations
 
-import math
-
-from scipy import stats as scipy_stats
-
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
-from attn_research.report.stats import summarize
+from attn_research.reproduce.protocol import format_p, paired_test
 from attn_research.report.transfer import (ARM_LABELS, by_cell, paired_differences,
                                            plot_transfer, transfer_table)
 
@@ -28,18 +24,6 @@ CRITERION = (
     "the seeds gives p < 0.05. Not supported if at 1 % or at 5 % the mean paired difference "
     "is <= 0. Inconclusive otherwise. Checkpoints are chosen on validation accuracy; each "
     "run's test split is scored once.")
-
-
-def paired_test(diffs) -> dict:
-  """Mean, 95 % CI half-width, n and the one-sided paired t-test's p (H1: mean > 0)."""
-  s = summarize(diffs)
-  p = None
-  if s.n >= 2 and s.std:
-    t = s.mean / (s.std / math.sqrt(s.n))
-    p = float(scipy_stats.t.sf(t, s.n - 1))
-  elif s.n >= 2:  # every pair differs by the same amount: the sign decides
-    p = 0.0 if s.mean > 0 else 1.0
-  return dict(mean=s.mean, ci95=s.ci95, n=s.n, p_one_sided=p, differences=list(diffs))
 
 
 def verdict(tests: dict) -> str:
@@ -66,8 +50,7 @@ def _diff(t) -> str:
 
 
 def _p(t) -> str:
-  p = t["p_one_sided"]
-  return "n/a" if p is None else (f"{p:.3f}" if p >= 0.01 else f"{p:.2e}")
+  return format_p(t["p_one_sided"])
 
 
 def cells_of(data) -> dict:
@@ -184,4 +167,4 @@ def run(tier, out_dir):
       figures=["transfer.png"],
       verdict=f"{label} ({judged}; criterion: the fine-tuned encoder beats scratch at 1 % and "
               "5 % of the labels, mean paired difference > 0 with one-sided p < 0.05).",
-      criterion=CRITERION)
+      criterion=CRITERION, verdict_label=label)

@@ -86,3 +86,28 @@ def plot_curves(path, workdirs: dict, *, title: str, metric="loss", log_y=True):
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
   save(fig, path, dpi=120)
+
+
+def train_and_test(config, workdir, *, test_examples: int = 0) -> dict:
+  """The protocol's training path for a comparison config (config.models x its
+  num_seeds): every run trains with data.eval_split="validation" and train.keep_best set,
+  then its best-on-validation checkpoint is scored on the test split once
+  (protocol.test_eval). Returns {model: [{"seed", "summary", "test"} per seed]}; runs and
+  test scores found on disk are reused."""
+  from attn_research.modes.comparison import apply_budget, comparison_runs
+  from attn_research.reproduce.protocol import test_eval
+  from attn_research.train.loop import prepare, run
+  if config.data.get("eval_split") != "validation" or not config.train.get("keep_best"):
+    raise ValueError("train_and_test needs data.eval_split='validation' (got "
+                     f"{config.data.get('eval_split')!r}) and train.keep_best set (got "
+                     f"{config.train.get('keep_best')!r}): the test split is scored once, "
+                     "by the checkpoint chosen on validation")
+  apply_budget(config)
+  prepared = {key: prepare(single, where)
+              for key, (single, where) in comparison_runs(config, workdir).items()}
+  out = {}
+  for (name, seed), p in prepared.items():
+    summary = run(p.config, p.workdir, progress=False, desc=f"{name} seed {seed}", prepared=p)
+    out.setdefault(name, []).append(dict(seed=seed, summary=summary,
+                                         test=test_eval(p, test_examples)))
+  return out

@@ -243,4 +243,4 @@ def run(tier, out_dir):
       figures=["boxes.png", "cross_attention.png", "loss.png"],
       verdict=f"{label} ({judged}; criterion: matching beats fixed order on test AP50 and "
               "count accuracy, paired 95 % CI excluding 0, and beats the trivial detector).",
-      criterion=CRITERION)
+      criterion=CRITERION, verdict_label=label)

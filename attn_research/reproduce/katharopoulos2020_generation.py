@@ -106,4 +106,5 @@ def run(tier, out_dir):
                   "for lengths predicted to take longer than the budget.",
       results=dict(rows=rows, verdict_label=label, **{k: (list(v) if isinstance(v, tuple) else v)
                                                       for k, v in s.items()}),
-      figures=["throughput.png"], verdict=verdict, criterion=CRITERION)
+      figures=["throughput.png"], verdict=verdict, criterion=CRITERION,
+      verdict_label=label)

@@ -247,4 +247,4 @@ def run(tier, out_dir):
               f"{fmt(per_variant['low']['ci95'])}, none {fmt(per_variant['none']['mean'])} ± "
               f"{fmt(per_variant['none']['ci95'])}, n = {len(seeds)} each; criterion: the "
               "high-resolution variant's FD lowest with its 95 % CI below both others').",
-      criterion=CRITERION)
+      criterion=CRITERION, verdict_label=label)
