@@ -92,7 +92,8 @@ def train_and_test(config, workdir, *, test_examples: int = 0) -> dict:
   """The protocol's training path for a comparison config (config.models x its
   num_seeds): every run trains with data.eval_split="validation" and train.keep_best set,
   then its best-on-validation checkpoint is scored on the test split once
-  (protocol.test_eval). Returns {model: [{"seed", "summary", "test"} per seed]}; runs and
+  (protocol.test_eval). Returns {model: [{"seed", "summary", "workdir", "test"} per
+  seed]}; runs and
   test scores found on disk are reused."""
   from attn_research.modes.comparison import apply_budget, comparison_runs
   from attn_research.reproduce.protocol import test_eval
@@ -108,6 +109,6 @@ def train_and_test(config, workdir, *, test_examples: int = 0) -> dict:
   out = {}
   for (name, seed), p in prepared.items():
     summary = run(p.config, p.workdir, progress=False, desc=f"{name} seed {seed}", prepared=p)
-    out.setdefault(name, []).append(dict(seed=seed, summary=summary,
+    out.setdefault(name, []).append(dict(seed=seed, summary=summary, workdir=p.workdir,
                                          test=test_eval(p, test_examples)))
   return out

@@ -29,6 +29,28 @@ SETTINGS = {
                  max_gib=60.0),
 }
 WINDOW = 128  # local attention: each query sees the 128 keys before it
+CRITERION = (
+    "Judged on the fitted log-log slopes (lengths from 2^11 up) of the materialised softmax "
+    "kernel ('softmax (reference)') and linear attention ('linear (chunked)'). Supported if "
+    "softmax's time and memory slopes are both >= 1.7 (about quadratic), linear's are both "
+    "<= 1.3 (about linear), and linear is faster than softmax at the longest length both "
+    "ran. Not supported if softmax's memory slope is < 1.5 or linear's is > 1.5 (the "
+    "growth the claim names is absent). Inconclusive otherwise (for example timings too "
+    "noisy to show the time slopes).")
+
+
+def verdict_label(ref: dict, lin: dict) -> str:
+  """The criterion applied to the two kernels' results (slopes, seconds per length)."""
+  slopes = (ref["time_slope"], ref["memory_slope"], lin["time_slope"], lin["memory_slope"])
+  if any(x is None for x in slopes):
+    return "inconclusive"
+  if ref["memory_slope"] < 1.5 or lin["memory_slope"] > 1.5:
+    return "not supported"
+  both = [(a, b) for a, b in zip(ref["seconds"], lin["seconds"]) if a is not None and b is not None]
+  faster = bool(both) and both[-1][1] < both[-1][0]
+  if min(slopes[:2]) >= 1.7 and max(slopes[2:]) <= 1.3 and faster:
+    return "supported"
+  return "inconclusive"
 
 
 def kernels():
@@ -121,9 +143,14 @@ def run(tier, out_dir):
                         for b, sec in zip(r["bytes"], r["seconds"])]
               for name, r in results.items()]
   ref, lin = results["softmax (reference)"], results["linear (chunked)"]
+  label = verdict_label(ref, lin)
+  ran = [(t, a, b) for t, a, b in zip(lengths, ref["seconds"], lin["seconds"])
+         if a is not None and b is not None]
+  longest = (f"; at T={ran[-1][0]} softmax {ran[-1][1] * 1e3:,.1f} ms, linear "
+             f"{ran[-1][2] * 1e3:,.1f} ms" if ran else "")
   verdict = (f"fitted time slopes: softmax reference {_fmt(ref['time_slope'])}, linear "
              f"{_fmt(lin['time_slope'])}; memory slopes {_fmt(ref['memory_slope'])} vs "
-             f"{_fmt(lin['memory_slope'])} (quadratic about 2, linear about 1).")
+             f"{_fmt(lin['memory_slope'])} (quadratic about 2, linear about 1){longest}.")
   return Report(
       claim="Softmax self-attention's time and memory grow quadratically with sequence "
             "length; linear attention's grow linearly (Katharopoulos et al. 2020, arXiv "
@@ -141,5 +168,5 @@ def run(tier, out_dir):
                   "measured allocation; local attention (window "
                   f"{WINDOW}) and memory-efficient chunked softmax (Rabe and Staats 2021) "
                   "added for context.",
-      results=dict(lengths=lengths, kernels=results, **s), figures=["scaling.png"],
-      verdict=verdict)
+      results=dict(lengths=lengths, kernels=results, verdict_label=label, **s),
+      figures=["scaling.png"], verdict=verdict, criterion=CRITERION, verdict_label=label)
