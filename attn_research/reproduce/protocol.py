@@ -58,6 +58,17 @@ def paired_verdict(test: dict, *, alpha: float = 0.05) -> str:
   return "supported" if p is not None and p < alpha else "inconclusive"
 
 
+PLATEAU_CLAUSE = (
+    "A 'not supported' outcome needs runs trained to a plateau: if the deciding runs were "
+    "still improving at the end (protocol.plateaued), the verdict is 'inconclusive' "
+    "(compute-limited at this tier) instead.")
+
+
+def needs_plateau(label: str, plateau: bool | None) -> str:
+  """PLATEAU_CLAUSE: 'not supported' from runs that had not plateaued is 'inconclusive'."""
+  return "inconclusive" if label == "not supported" and plateau is not True else label
+
+
 def format_p(p) -> str:
   return "n/a" if p is None else (f"{p:.3f}" if p >= 0.01 else f"{p:.2e}")
 
@@ -88,10 +99,11 @@ def steps_to_threshold(rows, metric: str, threshold: float, *, below: bool = Tru
 
 
 def plateaued(rows, metric: str, *, last_fraction: float = 0.25, tolerance: float = 0.01,
-              higher_is_better: bool = True) -> dict:
+              higher_is_better: bool = True, relative: bool = False) -> dict:
   """Did `metric` stop improving? Compares the best value of the last `last_fraction` of
   the eval rows with the best before them: a plateau if it improved by less than
-  `tolerance` (absolute). Returns {"plateau": bool|None, "gain_last": float|None}."""
+  `tolerance` (absolute, or a fraction of the earlier best when relative). Returns
+  {"plateau": bool|None, "gain_last": float|None} (gain relative when relative)."""
   values = [r[metric] for r in rows if r.get(metric) is not None]
   k = max(1, int(round(len(values) * last_fraction)))
   if len(values) < k + 1:
@@ -99,6 +111,8 @@ def plateaued(rows, metric: str, *, last_fraction: float = 0.25, tolerance: floa
   pick = max if higher_is_better else min
   before, last = pick(values[:-k]), pick(values[-k:])
   gain = (last - before) if higher_is_better else (before - last)
+  if relative:
+    gain = gain / abs(before) if before else float("inf") * (gain > 0)
   return {"plateau": bool(gain < tolerance), "gain_last": float(gain)}
 
 

