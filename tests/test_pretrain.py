@@ -431,7 +431,7 @@ def test_transfer_refuses_masking_without_masked_lm_and_a_task_without_splits(tm
   with pytest.raises(ValueError, match=r"transfer.pretrain.objective='gan'; valid"):
     check(config)
   config = make_config("experiments/pretrain_images.py:smoke", data__name="mnist1d")
-  with pytest.raises(ValueError, match="data.name='mnist1d' has no label_fraction or eval_split"):
+  with pytest.raises(ValueError, match="data.name='mnist1d' has no label_fraction"):
     check(config)
 
 

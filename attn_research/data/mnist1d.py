@@ -12,6 +12,13 @@ standard deviation 1 over the chunk) generated with a seed made from (seed, k).
 - train: the first 4,000 signals of chunk 0 (the paper's training split), then all
   5,000 of chunks 1, 2, ..., cut at train_size. Training sets are therefore nested:
   a smaller train_size is a prefix of a larger one.
+- validation (validation_fraction > 0): the last round(validation_fraction * train_size)
+  of those train_size signals, carved out of the training set (which keeps the rest, so
+  training sets stay nested across sizes at one fraction); eval_split="validation"
+  evaluates on them, "test" (the default) on the fixed 1,000 above. With
+  validation_from="generator" the validation signals are instead the first ones of a
+  chunk of their own (chunk seed (seed, VALIDATION_CHUNK)): fresh draws from the same
+  generator, so the training set keeps all train_size signals (the paper's 4,000).
 
 Chunks are cached in the data directory. Measured on a busy 2-core CPU: the default
 (one chunk) takes 6 s the first time (2 s of it importing mnist1d's matplotlib and
@@ -93,11 +100,19 @@ class MNIST1DTask(ArrayTask):
     return save_figure(draw, out_dir, "example.png", figsize=(4, 2.5))
 
 
-@register_task("mnist1d", dict(train_size=4000, seed=42, patch=1, dir=None),
+EVAL_SPLITS = ("test", "validation")
+VALIDATION_FROM = ("train", "generator")
+VALIDATION_CHUNK = 2**20  # the chunk index of validation_from="generator" (no train_size reaches it)
+
+
+@register_task("mnist1d", dict(train_size=4000, seed=42, patch=1, dir=None,
+                               validation_fraction=0.0, eval_split="test",
+                               validation_from="train"),
                smoke=dict(train_size=500))
 def mnist1d_task(cfg):
   """MNIST-1D: 40 scalar frames per signal, one label of 10; train_size in
-  [500, 100000] (default 4,000, the paper's), a fixed eval set of 1,000.
+  [500, 100000] (default 4,000, the paper's), a fixed eval set of 1,000 (or, with
+  eval_split="validation", the validation_fraction carved from the training signals).
 
   patch=p > 1 groups p consecutive samples into one vector (40 / p vectors of p
   features): ViT's patches for a 1D signal; p must divide 40."""
@@ -108,6 +123,22 @@ def mnist1d_task(cfg):
     raise ValueError(f"data.patch={p!r} must divide the 40 samples (1, 2, 4, 5, 8, 10, 20, 40)")
   if not 0 <= seed < 2**32:
     raise ValueError(f"data.seed={seed} must be in [0, 2**32) (numpy's global seed range)")
+  f = cfg["validation_fraction"]
+  if not 0 <= f <= 0.5:
+    raise ValueError(f"data.validation_fraction={f!r} must be in [0, 0.5]: the share of the "
+                     "train_size signals kept aside for validation")
+  if cfg["eval_split"] not in EVAL_SPLITS:
+    raise ValueError(f"data.eval_split={cfg['eval_split']!r} must be one of {EVAL_SPLITS}")
+  if cfg["validation_from"] not in VALIDATION_FROM:
+    raise ValueError(f"data.validation_from={cfg['validation_from']!r} must be one of "
+                     f"{VALIDATION_FROM}")
+  if cfg["eval_split"] == "validation" and not round(f * n):
+    raise ValueError(f"data.eval_split='validation' needs data.validation_fraction > 0 (got "
+                     f"{f!r}, {round(f * n)} of {n} signals)")
+  if cfg["validation_from"] == "generator" and round(f * n) > CHUNK:
+    raise ValueError(f"data.validation_fraction={f!r} of train_size={n} asks for "
+                     f"{round(f * n)} fresh validation signals; validation_from='generator' "
+                     f"draws at most one chunk ({CHUNK})")
   directory = data_dir(cfg["dir"])
   first = load_chunk(directory, chunk_seed(seed, 0))
   head = CHUNK - EVAL_SIZE
@@ -118,12 +149,22 @@ def mnist1d_task(cfg):
     xs.append(chunk["x"])
     ys.append(chunk["y"])
     k += 1
-  train = {"inputs": np.concatenate(xs)[:n, :, None], "targets": np.concatenate(ys)[:n]}
-  evaluation = {"inputs": first["x"][head:, :, None], "targets": first["y"][head:]}
+  fresh = cfg["validation_from"] == "generator"
+  n_train = n if fresh else n - round(f * n)
+  x_N, y_N = np.concatenate(xs)[:n, :, None], np.concatenate(ys)[:n]
+  train = {"inputs": x_N[:n_train], "targets": y_N[:n_train]}
+  if cfg["eval_split"] == "validation" and fresh:
+    chunk = load_chunk(directory, chunk_seed(seed, VALIDATION_CHUNK))
+    m = round(f * n)
+    evaluation = {"inputs": chunk["x"][:m, :, None], "targets": chunk["y"][:m]}
+  elif cfg["eval_split"] == "validation":
+    evaluation = {"inputs": x_N[n_train:], "targets": y_N[n_train:]}
+  else:
+    evaluation = {"inputs": first["x"][head:, :, None], "targets": first["y"][head:]}
   for split in (train, evaluation):
     x = split["inputs"]
     split["inputs"] = x.reshape(x.shape[0], x.shape[1] // p, p)
     split["mask"] = np.ones(split["inputs"].shape[:2], bool)
   info = TaskInfo(input_kind="frames", input_size=p, output_kind="per_sequence",
-                  num_classes=10, max_length=first["x"].shape[1] // p, train_size=n)
+                  num_classes=10, max_length=first["x"].shape[1] // p, train_size=n_train)
   return MNIST1DTask(info, train, evaluation)
