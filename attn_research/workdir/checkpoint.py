@@ -42,8 +42,12 @@ ADDED_LATER = {"mode": "single", "objective": "classification", "train.keep_best
                # scikit-learn digits' validation split and label subsets (2026-11-30)
                "data.validation_fraction": 0.0, "data.eval_split": "test",
                "data.label_fraction": 1.0,
+               # mnist1d's validation from fresh generator draws (2026-11-30)
+               "data.validation_from": "train",
                # fortunes' fixed split across seeds (2026-11-30)
-               "data.holdout_seed": -1}
+               "data.holdout_seed": -1,
+               # spoken_digit_strings' batches made ahead (when, never what; 2026-11-30)
+               "data.prefetch": 0}
 # Settings that change what is drawn after training, never the training itself, and the
 # device mesh (how a step is computed, not what: a checkpoint restores onto any mesh).
 IGNORED_PREFIXES = ("report.", "mesh.")
