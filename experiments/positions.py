@@ -1,76 +1,73 @@
 """Which position encodings extrapolate to longer sequences than they were trained on?
 
-Question: a Transformer trained on multi-query associative recall at length L: how
-          accurate is it at 2L and 4L with each position encoding (none, sinusoidal,
-          learned, relative, rotary, alibi, floater)?
+Question: a Transformer trained on associative recall at length L, with a fixed number of
+          key-value pairs placed among filler tokens, so that a longer sequence has the
+          same pairs and queries and only more filler: how accurate is it at 2L and 4L
+          with each position encoding (none, sinusoidal, learned, relative, rotary,
+          alibi, floater)?
 Command:  ./launch.sh run experiments/positions.py   (workdir: workdirs/positions)
-Expected: measured once (seed 0; Transformer d_model 64, 2 layers, 4 heads; 3,000 steps
-          of batch 64 at L = 12: 4 key-value pairs and 4 queries, 16 keys, 8 values;
-          eval accuracy over 512 held-out sequences per length, chance 0.125):
-
-          | position   | L = 12 (trained) | 2L = 24 | 4L = 48 |
-          |------------|------------------|---------|---------|
-          | none       | 0.414            | 0.315   | 0.256   |
-          | sinusoidal | 0.415            | 0.245   | 0.187   |
-          | learned    | 0.412            | 0.312   | 0.254   |
-          | relative   | 0.966            | 0.349   | 0.246   |
-          | rotary     | 1.000            | 0.779   | 0.286   |
-          | alibi      | 0.405            | 0.321   | 0.254   |
-          | floater    | 0.408            | 0.246   | 0.123   |
-
-          Only the two encodings that act inside attention as a function of the offset
-          (rotary, T5 relative) learned to bind a key to the value after it within
-          3,000 steps; the others stayed on the plateau of "none" (about 41 %: one of
-          the values present, without knowing which). Pilot runs with sinusoidal and
-          learned positions were still on it after 6,000 steps, with a learning rate
-          of 3e-3, and with 3 layers of 8 heads. Rotary keeps 78 % at 2L and falls to
-          29 % at 4L; relative falls to 35 % at 2L (offsets of 12 and more, new at 2L,
-          fall in T5 buckets that training never updated). The plateau models lose
-          accuracy with length as more distinct values appear; sinusoidal and floater
-          fall below "none", floater to chance at 4L, where its ODE runs to t = 4.7
-          against 1.1 in training. So the table compares extrapolation between rotary
-          and relative only; for the others it shows what unseen positions do to a
-          model that did not learn to use positions.
-Runtime:  376 s wall (429 s CPU) for all seven on the 2-core CPU, other jobs sharing it
-          (load average 1.8 at the start, 5 at the end); about 65 train steps/s each.
+          ./launch.sh reproduce floater2020 runs the same settings over 3 seeds with a
+          validation split and the test split scored once (reports/floater2020/).
+Expected: not measured in this single-seed form; reports/floater2020/report.md holds the
+          measured table of the three-seed protocol run of these settings.
 Writes:   WORKDIR/<encoding>/ (one training run each), WORKDIR/extrapolation.json,
           WORKDIR/extrapolation.md (the table) and WORKDIR/extrapolation.png
           (accuracy against evaluation length, one line per encoding).
 
-The task's rule does not depend on its length: L = 2 * num_pairs + num_queries, and
-evaluating at factor x L multiplies both num_pairs and num_queries (keys stay distinct:
-num_keys >= 4 * num_pairs). Every model is built for the longest length, 4L, so learned
-absolute positions have rows past L that training never reaches; the table reports
-what they do there. `smoke` trains one encoding (learned) for 3 steps and evaluates
-it at L and 2L (seconds: compiling dominates). `full` (10,000 steps, d_model 128, 4 layers)
-is the floater2020 reproduction's full tier, sized for a GPU.
+Each encoding at the scale that lets a model use it (nn/positions/): sinusoidal and
+FLOATER scale the token vectors by sqrt(d_model) as the Transformer paper does (the
+unscaled sin/cos vector, norm 5.7 at d = 64, swamped tokens of norm ~1); the learned
+table starts at the tokens' std instead of BERT's 0.02; ALiBi looks left with half its
+heads and right with the other half (the symmetric form cannot tell a key's left
+neighbour from its right one, which this bidirectional task needs). FLOATER starts from
+the sinusoidal encoding plus an ODE term that is zero at initialisation (its paper's
+compatibility form).
+
+The task (data/synthetic.py associative_recall_filler): L = `length` vectors, the last
+num_queries of them queries; evaluating at factor x L multiplies `length` only. Every
+model is built for the longest length, 4L, so learned absolute positions have rows past L
+that training never reaches; the table reports what they do there. `smoke` trains one
+encoding (learned) for 3 steps and evaluates it at L and 2L. `full` is the floater2020
+reproduction's full tier (sized for a GPU; not run here), where FLOATER is also
+fine-tuned from the trained sinusoidal model (FLOATER_FINETUNE below).
 """
 import ml_collections
 
 from attn_research.experiment import base_config, finalize, parse_arg
 
-ENCODINGS = ("none", "sinusoidal", "learned", "relative", "rotary", "alibi", "floater")
+ENCODINGS = ("none", "sinusoidal:scale_tokens", "learned:init=tokens", "relative", "rotary",
+             "alibi:bidirectional=split", "floater:scale_tokens")
+# The full tier's extra arm: FLOATER initialised from the trained sinusoidal run (same
+# token scaling, so the sum it starts from is that model's), as the FLOATER authors
+# fine-tune from a trained Transformer. The reproduction fills in init_from.
+FLOATER_FINETUNE = dict(position="floater:scale_tokens", source="sinusoidal:scale_tokens",
+                        init_skip=".*position/.*", steps_fraction=0.5)
 
 
 def get_config(arg=None):
   words = parse_arg(arg)
-  # L = 2 * 4 + 4 = 12 vectors; at 4L all 16 keys appear. (8 pairs of 32 keys and 16
-  # values stayed on the 25 % plateau for 3,000 steps: too slow for a 2-core CPU.)
-  config = base_config("associative_recall", num_pairs=4, num_queries=4, num_keys=16,
-                       num_values=8)
-  # A constant rate after warm-up: under the cosine decay the recall circuit was still
-  # on its plateau (42 %) when the rate had decayed; at constant rate it jumped to
-  # 99.8 % between steps 1,000 and 2,000 (rotary, pilot run).
-  config.train.update(num_steps=3000, schedule="constant", eval_every=500,
-                      checkpoint_every=1000)
+  # L = 12: 2 pairs (4 vectors), 4 filler, 4 queries; at 4L the same 2 pairs sit among
+  # 40 filler. (Pilot runs with 4 pairs of 16 keys and 8 values at L = 24, or 3 pairs at
+  # L = 16, stayed on the position-blind plateau for 800-1,000 steps with learned and
+  # sinusoidal positions; with 2 pairs of 4 keys learned positions (d_model 64) left it
+  # at step ~500, split ALiBi (d_model 32) at step ~200, while sinusoidal and FLOATER
+  # (d_model 32) were still climbing at step 1,000: hence 1,500 steps.)
+  config = base_config("associative_recall_filler", num_pairs=2, num_queries=4, num_keys=4,
+                       num_values=4, length=12, num_eval=512)
+  config.model.update(d_model=32, num_layers=2, num_heads=4)
+  # A constant rate after warm-up: under a cosine decay recall circuits were still on
+  # their plateau when the rate had decayed (pilot runs of the earlier recall task).
+  config.train.update(num_steps=1500, learning_rate=3e-3, schedule="constant", eval_every=100,
+                      checkpoint_every=500, log_every=100)
   config.mode = "extrapolation"
   config.extrapolation = ml_collections.ConfigDict(dict(encodings=ENCODINGS, factors=(1, 2, 4)))
   if "full" in words:  # the floater2020 reproduction's full tier (sized for a GPU)
-    config.train.update(num_steps=10_000, checkpoint_every=2000)
+    config.data.update(num_pairs=4, num_keys=16, num_values=8, length=32, num_eval=2048)
+    config.train.update(num_steps=10_000, learning_rate=1e-3, checkpoint_every=2000,
+                        eval_every=250)
     config.model.update(d_model=128, num_layers=4, num_heads=8)
+    config.extrapolation.finetune = ml_collections.ConfigDict(FLOATER_FINETUNE)
   config = finalize(config, words, known=("full",))
   if "smoke" in words:
-    # The smoke task's 4 pairs need 8 distinct keys at 2L.
-    config.data.num_keys = 2 * config.data.num_pairs
     config.extrapolation.update(encodings=("learned",), factors=(1, 2))
   return config

@@ -117,7 +117,7 @@ def test_causal_linear_attention_model_does_not_see_the_future(smoke):
     ("floater:hidden=many", "hidden an int; got .*hidden='many'"),
     ("floater:init=ones", "floater init='ones' is not valid; choose from"),
     ("floater:speed=3", "floater setting 'speed=3' is not KEY=VALUE with KEY in"),
-    ("learned:floater", "'learned' takes no settings"),
+    ("rotary:floater", "'rotary' takes no settings"),
 ])
 def test_bad_settings_are_named(position, message):
   config = make_config("experiments/base.py:smoke", model__position=position)

@@ -25,25 +25,25 @@ def test_smoke_writes_table_plot_and_one_run_per_encoding(smoke_dir):
   data = json.loads((smoke_dir / "extrapolation.json").read_text())
   assert list(data["results"]) == ["learned"]
   evals = data["results"]["learned"]["evals"]
-  assert [(e["factor"], e["length"]) for e in evals] == [(1, 10), (2, 20)]
+  assert [(e["factor"], e["length"]) for e in evals] == [(1, 8), (2, 16)]
   assert all(0.0 <= e["accuracy"] <= 1.0 and e["loss"] > 0 for e in evals), evals
   run_dir = smoke_dir / "learned"
   assert (run_dir / "summary.json").exists() and any((run_dir / "checkpoints").iterdir())
   stored = json.loads((run_dir / "config.json").read_text())
   assert stored["model"]["position"] == "learned" and stored["extrapolation"]["factors"] == [1, 2]
   table = (smoke_dir / "extrapolation.md").read_text()
-  assert "| learned | " in table and "| accuracy at 2L = 20 |" in table, table
+  assert "| learned | " in table and "| accuracy at 2L = 16 |" in table, table
   assert (smoke_dir / "extrapolation.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_models_are_built_for_the_longest_length(smoke_dir):
-  # Learned positions hold one d_model row per position: 2L = 20 of them, not L = 10.
+  # Learned positions hold one d_model row per position: 2L = 16 of them, not L = 8.
   config = make_config("experiments/positions.py:smoke")
   info = get_task(config.data).info
   got = json.loads((smoke_dir / "extrapolation.json").read_text())["results"]["learned"]["params"]
   counts = {n: param_count(dict(config.model), dataclasses.replace(info, max_length=n))
-            for n in (10, 20)}
-  assert got == counts[20] != counts[10], (got, counts)
+            for n in (8, 16)}
+  assert got == counts[16] != counts[8], (got, counts)
 
 
 def test_the_full_experiment_scales_its_task_exactly():
@@ -59,7 +59,7 @@ def test_the_full_experiment_scales_its_task_exactly():
     (dict(extrapolation__factors="(2, 4)"), r"must be increasing positive ints starting at 1"),
     (dict(extrapolation__encodings="('learned', 'banana')"), "'banana' is not registered"),
     (dict(data__name="digits"), "data.name='digits' has no length to scale"),
-    (dict(extrapolation__factors="(1, 4)"), r"need 1 <= data.num_pairs <= data.num_keys"),
+    (dict(data__length=5), r"data.length=5 cannot hold 2 pairs and 2 queries"),
 ])
 def test_bad_settings_raise_before_anything_is_written(tmp_path, overrides, message):
   config = make_config("experiments/positions.py:smoke", **overrides)

@@ -12,9 +12,9 @@ EVAL_STREAM = 2**31 - 1  # the eval set's generator stream, disjoint from traini
 class GeneratedTask(Task):
   """Batches drawn from make(rng, batch_size); training batch s uses rng (seed, s)."""
 
-  def __init__(self, info, make, num_eval: int, data_seed: int):
+  def __init__(self, info, make, num_eval: int, data_seed: int, eval_stream: int = EVAL_STREAM):
     self.info, self.make, self.num_eval, self.data_seed = info, make, num_eval, data_seed
-    self._eval = with_target_mask(make(np.random.default_rng([data_seed, EVAL_STREAM]), num_eval))
+    self._eval = with_target_mask(make(np.random.default_rng([data_seed, eval_stream]), num_eval))
 
   def train_batch(self, step, batch_size, seed):
     return self.make(np.random.default_rng([self.data_seed, seed, step]), batch_size)
@@ -138,3 +138,85 @@ def sort(cfg):
   info = TaskInfo(input_kind="tokens", input_size=V + 1, output_kind="per_vector",
                   num_classes=V, max_length=T)
   return GeneratedTask(info, make, cfg["num_eval"], cfg["seed"])
+
+
+FILLER_RECALL_DEFAULTS = dict(num_pairs=4, num_queries=4, num_keys=16, num_values=8, length=24,
+                              num_eval=512, eval_split="test", seed=0)
+# Generator streams of the two held-out sets (training steps use (seed, run seed, step)).
+RECALL_SPLITS = {"test": EVAL_STREAM, "validation": EVAL_STREAM - 1}
+
+
+def make_filler_recall_batch(rng, batch_size, *, num_pairs, num_queries, num_keys, num_values,
+                             length):
+  """Associative recall whose length grows by filler, not by pairs: num_pairs adjacent
+  `key value` pairs placed at random among filler tokens in the first length -
+  num_queries positions, then num_queries keys drawn from those pairs, each labelled with
+  its key's value (the other positions unscored). A longer sequence has the same pairs
+  and queries and only more filler, so evaluating at 2L or 4L changes positions and
+  distances, not how many distractors there are. Tokens: 0 padding (unused), 1..num_keys
+  keys, then num_values values, then one filler token; labels are value indices.
+  """
+  context = length - num_queries
+  units = context - num_pairs  # each pair is one unit of two positions, each filler one
+  # Which units are pairs, in order: pair j starts at its unit index + j (the j pairs
+  # before it each take one extra position).
+  unit_BP = np.sort(np.argsort(rng.random((batch_size, units)), axis=1)[:, :num_pairs], axis=1)
+  start_BP = unit_BP + np.arange(num_pairs)
+  keys = np.argsort(rng.random((batch_size, num_keys)), axis=1)[:, :num_pairs]  # distinct
+  values = rng.integers(0, num_values, size=(batch_size, num_pairs))
+  which = rng.integers(0, num_pairs, size=(batch_size, num_queries))
+  inputs = np.full((batch_size, length), 1 + num_keys + num_values, np.int32)  # filler
+  rows = np.arange(batch_size)[:, None]
+  inputs[rows, start_BP] = keys + 1
+  inputs[rows, start_BP + 1] = values + 1 + num_keys
+  inputs[:, context:] = np.take_along_axis(keys, which, axis=1) + 1
+  targets = np.zeros((batch_size, length), np.int32)
+  targets[:, context:] = np.take_along_axis(values, which, axis=1)
+  target_mask = np.zeros((batch_size, length), bool)
+  target_mask[:, context:] = True
+  return {"inputs": inputs, "mask": np.ones((batch_size, length), bool), "targets": targets,
+          "target_mask": target_mask}
+
+
+@register_task("associative_recall_filler", FILLER_RECALL_DEFAULTS,
+               smoke=dict(num_pairs=2, num_queries=2, num_keys=4, num_values=4, length=8,
+                          num_eval=16))
+def associative_recall_filler(cfg):
+  """Associative recall with a fixed number of pairs and filler that sets the length
+  (make_filler_recall_batch): the length-extrapolation task where only position changes.
+  eval_split "test" or "validation": two held-out sets from disjoint generator streams."""
+  P, Q, K, V, T = (cfg[k] for k in ("num_pairs", "num_queries", "num_keys", "num_values",
+                                    "length"))
+  if not 1 <= P <= K:
+    raise ValueError(f"need 1 <= data.num_pairs <= data.num_keys (keys are distinct); got {P}, {K}")
+  if Q < 1 or V < 2:
+    raise ValueError(f"need data.num_queries >= 1 and data.num_values >= 2; got {Q}, {V}")
+  if T < 2 * P + Q:
+    raise ValueError(f"data.length={T} cannot hold {P} pairs and {Q} queries: need length >= "
+                     f"{2 * P + Q}")
+  if cfg["eval_split"] not in RECALL_SPLITS:
+    raise ValueError(f"data.eval_split={cfg['eval_split']!r} must be one of {tuple(RECALL_SPLITS)}")
+  keys = ("num_pairs", "num_queries", "num_keys", "num_values", "length")
+
+  def make(rng, batch_size):
+    return make_filler_recall_batch(rng, batch_size, **{k: cfg[k] for k in keys})
+
+  info = TaskInfo(input_kind="tokens", input_size=K + V + 2, output_kind="per_vector",
+                  num_classes=V, max_length=T)
+  return GeneratedTask(info, make, cfg["num_eval"], cfg["seed"],
+                       eval_stream=RECALL_SPLITS[cfg["eval_split"]])
+
+
+def filler_recall_blind_rate(batch, *, num_keys: int, num_values: int) -> float:
+  """The accuracy of the best guess that ignores positions, over a filler-recall batch's
+  scored queries: without positions a key cannot be bound to its value, so the best guess
+  is the commonest value among the sequence's pairs (a tie split evenly). Pairs are fixed
+  at every length, so this rate is too: a model at it has not used position."""
+  tokens = batch["inputs"] - 1 - num_keys  # value indices where the token is a value
+  is_value = (tokens >= 0) & (tokens < num_values)
+  counts_BV = np.stack([(is_value & (tokens == v)).sum(1) for v in range(num_values)], 1)
+  top_BV = counts_BV == counts_BV.max(1, keepdims=True)
+  share_BV = top_BV / top_BV.sum(1, keepdims=True)
+  scored = batch["target_mask"] & batch.get("mask", np.ones_like(batch["target_mask"]))
+  rows, cols = np.nonzero(scored)
+  return float(share_BV[rows, batch["targets"][rows, cols]].mean())

@@ -32,6 +32,9 @@ attn_research/args.py, so a bare first value is the solver):
   delta   spacing of positions in t, t_i = i * delta (default 0.1)
   hidden  hidden units of the MLP h (default 32)
   init    sinusoidal or zeros (default sinusoidal)
+  scale_tokens  multiply the token vectors by sqrt(d_model) before the first layer (default
+          false), as `sinusoidal:scale_tokens` does: so the tokens are at the sin/cos
+          term's scale, and a model warm-started from such a sinusoidal one sees the same sum
 e.g. `--config.model.position=floater:solver=tsit5,dt=0.05,init=zeros`. A bad key or value
 raises ValueError naming it and listing the keys and their types.
 
@@ -58,12 +61,14 @@ from flax import nnx
 from attn_research import args
 from attn_research.kernels.positional import sinusoidal_encoding
 from attn_research.nn.positions.base import Position, register_positional
+from attn_research.nn.positions.sinusoidal import token_scale
 
 SOLVERS = {"euler": diffrax.Euler, "heun": diffrax.Heun, "midpoint": diffrax.Midpoint,
            "ralston": diffrax.Ralston, "bosh3": diffrax.Bosh3, "tsit5": diffrax.Tsit5,
            "dopri5": diffrax.Dopri5}
 INITS = ("sinusoidal", "zeros")
-DEFAULTS = dict(solver="midpoint", dt=0.1, delta=0.1, hidden=32, init="sinusoidal")
+DEFAULTS = dict(solver="midpoint", dt=0.1, delta=0.1, hidden=32, init="sinusoidal",
+                scale_tokens=False)
 
 
 def parse_settings(text: str) -> dict:
@@ -128,6 +133,7 @@ class FloaterPosition(Position):
                        f"{d_model} (or use init=zeros)")
     self.solver, self.dt, self.delta, self.init = s["solver"], s["dt"], s["delta"], s["init"]
     self.d_model, self.num_layers = d_model, num_layers
+    self.scale = token_scale(d_model, s["scale_tokens"])
     lecun = nnx.initializers.lecun_normal()
     self.w1 = nnx.Param(lecun(rngs.params(), (d_model + 1, s["hidden"])))
     self.b1 = nnx.Param(jnp.zeros((s["hidden"],)))
@@ -150,6 +156,9 @@ class FloaterPosition(Position):
     if self.init == "sinusoidal":  # the warm-start term q^(1)(t): sinusoidal at layer 1
       p_NTD = p_NTD.at[0].add(sinusoidal_encoding(jnp.asarray(positions_T), self.d_model))
     return p_NTD
+
+  def __call__(self, x_BTD):
+    return x_BTD * self.scale if self.scale != 1.0 else x_BTD
 
   def layer_encodings(self, length: int):
     return self.encode(np.arange(length))
