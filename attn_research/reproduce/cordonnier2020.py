@@ -273,8 +273,13 @@ def run(tier, out_dir):
   verdict = (f"{label}: at alpha={s['alphas'][-1]:g} the constructed attention layer "
              f"matches the SAME-padded convolution to {final[3]:.1e} (3x3) and "
              f"{final[5]:.1e} (5x5) in float32, {'below' if ok else 'NOT below'} the 1e-4 "
-             f"target; trained from centres near the query, the first layer's heads spread "
-             f"out and surround the query on {geometry} of {len(seeds)} seeds, test accuracy "
+             f"target; trained from centres within about 0.1 px of the query, the first "
+             f"layer's heads end a mean {min(x['mean_radius'] for x in seeds):.3f}-"
+             f"{max(x['mean_radius'] for x in seeds):.3f} px from it, surround it on "
+             f"{sum(x['surround'] for x in seeds)} of {len(seeds)} seeds and are all at least "
+             f"{SPREAD_PX} px apart on {sum(x['spread'] for x in seeds)} (closest two "
+             f"{min(x['min_gap'] for x in seeds):.3f}-{max(x['min_gap'] for x in seeds):.3f} "
+             f"px); both hold on {geometry} of {len(seeds)} seeds; test accuracy "
              f"{format_ci([x['accuracy'] for x in seeds])} (majority "
              f"{rates['majority']:.3f}, chance {rates['chance']:.3f}).")
   return Report(
