@@ -234,7 +234,10 @@ def run(tier, out_dir):
       f"{protocol.format_ci(acc[SINUSOIDAL][2])} and learned {protocol.format_ci(acc[LEARNED][2])} "
       f"at 2L (position-blind rate {rates[2]['blind']:.3f}, chance {rates[2]['chance']:.3f}); "
       + "; ".join(f"vs {b}: {t['mean']:+.3f}, p = {protocol.format_p(t['p_one_sided'])}"
-                  for b, t in tests.items()) + "."
+                  for b, t in tests.items())
+      + (f"; the comparison needs trained, plateaued baselines, and still rising at the end: "
+         f"{', '.join(n for n in rising if n in (FLOATER, SINUSOIDAL, LEARNED))}"
+         if any(n in rising for n in (FLOATER, SINUSOIDAL, LEARNED)) else "") + "."
       if FLOATER in acc and SINUSOIDAL in acc and LEARNED in acc and 2 in acc[FLOATER]
       else f"{label}: the smoke tier does not train FLOATER, sinusoidal and learned.")
   best_2L = max(m, key=m.get) if m else None
