@@ -12,6 +12,16 @@ Generation: a node below the maximum depth is an operator with probability
 `operator_p` (else a digit), with 2..max_args arguments; the root is always an
 operator. Trees are drawn until one's token count falls in [min_length, max_length]
 (a draw is abandoned as soon as it passes max_length).
+
+Splits: train and test (`num_train`, `num_eval`) come from one generator seeded by
+`seed`, as they always did; `num_validation` > 0 adds a validation set drawn from a
+second, independent stream (numpy's SeedSequence of (seed, 1): a held-out generator
+seed), so choosing a checkpoint on it never looks at the test expressions.
+`eval_split` says which of the two a run evaluates on ("test", or "validation" while
+choosing; the test split is then scored once, by reproduce/protocol.test_eval).
+
+Our tokens keep the closing bracket `]`; LRA's tokenizer dropped it (ANCHORS.md, "Long
+Range Arena"), which makes its inputs harder to parse than ours.
 """
 from __future__ import annotations
 
@@ -105,9 +115,13 @@ def to_string(tokens) -> str:
   return " ".join(WORDS[t] for t in tokens if t != PAD)
 
 
+EVAL_SPLITS = ("test", "validation")  # data.eval_split
+VALIDATION_STREAM = 1  # the validation set's generator: SeedSequence((seed, VALIDATION_STREAM))
 DEFAULTS = dict(min_length=500, max_length=2000, max_depth=10, max_args=10, operator_p=0.25,
-                num_train=4000, num_eval=500, seed=0, dir=None)
-SMOKE = dict(min_length=10, max_length=40, max_depth=3, max_args=4, num_train=64, num_eval=16)
+                num_train=4000, num_eval=500, num_validation=0, eval_split="test", seed=0,
+                dir=None)
+SMOKE = dict(min_length=10, max_length=40, max_depth=3, max_args=4, num_train=64, num_eval=16,
+             num_validation=16)
 
 
 class ListOpsTask(ArrayTask):
@@ -127,29 +141,45 @@ def listops(cfg):
                      f"{cfg['max_depth']}, {cfg['max_args']}")
   if not 0 < cfg["operator_p"] < 1:
     raise ValueError(f"data.operator_p={cfg['operator_p']} must be in (0, 1)")
+  if cfg["eval_split"] not in EVAL_SPLITS:
+    raise ValueError(f"data.eval_split={cfg['eval_split']!r} must be one of {EVAL_SPLITS}")
+  if not isinstance(cfg["num_validation"], int) or cfg["num_validation"] < 0:
+    raise ValueError(f"data.num_validation={cfg['num_validation']!r} must be an int >= 0")
+  if cfg["eval_split"] == "validation" and not cfg["num_validation"]:
+    raise ValueError("data.eval_split='validation' needs data.num_validation > 0 (the "
+                     "expressions drawn from the held-out generator seed); got 0")
   keys = ("min_length", "max_length", "max_depth", "max_args", "operator_p")
   params = {k: cfg[k] for k in keys + ("num_train", "num_eval", "seed")}
   params["generator"] = 2  # bump when the generator changes: old caches are then rebuilt
+  if cfg["num_validation"]:  # absent when 0: the caches made before validation sets stay valid
+    params["num_validation"] = cfg["num_validation"]
+  # Which split a run evaluates on is not part of the cache: one file holds all three.
+  stored = ("train", "eval", "validation") if cfg["num_validation"] else ("train", "eval")
 
   def build():
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg["seed"])
+    streams = {"train": rng, "eval": rng,
+               "validation": np.random.default_rng((cfg["seed"], VALIDATION_STREAM))}
     out = {}
-    for split in ("train", "eval"):
-      tokens, lengths, labels = generate(rng, cfg[f"num_{split}"], **{k: cfg[k] for k in keys})
+    for split in stored:
+      tokens, lengths, labels = generate(streams[split], cfg[f"num_{split}"],
+                                         **{k: cfg[k] for k in keys})
       out.update({f"{split}_tokens": tokens, f"{split}_lengths": lengths,
                   f"{split}_labels": labels})
-    print(f"[data] listops: {cfg['num_train']} + {cfg['num_eval']} trees of "
-          f"{cfg['min_length']}-{cfg['max_length']} tokens in {time.perf_counter() - t0:.1f} s")
+    print(f"[data] listops: {' + '.join(str(cfg[f'num_{s}']) for s in stored)} trees "
+          f"({'/'.join(stored)}) of {cfg['min_length']}-{cfg['max_length']} tokens in "
+          f"{time.perf_counter() - t0:.1f} s")
     return out
 
   arrays = cached_arrays(data_dir(cfg["dir"]), "listops", params, build)
   splits = {}
-  for split in ("train", "eval"):
-    tokens = arrays[f"{split}_tokens"]
+  chosen = {"train": "train", "eval": "eval" if cfg["eval_split"] == "test" else "validation"}
+  for split, name in chosen.items():
+    tokens = arrays[f"{name}_tokens"]
     splits[split] = {"inputs": tokens,
-                     "mask": lengths_to_mask(arrays[f"{split}_lengths"], tokens.shape[1]),
-                     "targets": arrays[f"{split}_labels"]}
+                     "mask": lengths_to_mask(arrays[f"{name}_lengths"], tokens.shape[1]),
+                     "targets": arrays[f"{name}_labels"]}
   info = TaskInfo(input_kind="tokens", input_size=VOCAB, output_kind="per_sequence",
                   num_classes=10, max_length=cfg["max_length"], train_size=cfg["num_train"])
   return ListOpsTask(info, splits["train"], splits["eval"])

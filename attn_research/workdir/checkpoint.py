@@ -44,6 +44,8 @@ ADDED_LATER = {"mode": "single", "objective": "classification", "train.keep_best
                "data.label_fraction": 1.0,
                # mnist1d's validation from fresh generator draws (2026-11-30)
                "data.validation_from": "train",
+               # listops' validation stream (2026-11-30)
+               "data.num_validation": 0,
                # fortunes' fixed split across seeds (2026-11-30)
                "data.holdout_seed": -1,
                # spoken_digit_strings' batches made ahead (when, never what; 2026-11-30)
