@@ -10,6 +10,8 @@ Command:  ./launch.sh run experiments/positions.py   (workdir: workdirs/position
           validation split and the test split scored once (reports/floater2020/).
 Expected: not measured in this single-seed form; reports/floater2020/report.md holds the
           measured table of the three-seed protocol run of these settings.
+Runtime:  not measured alone; the three-seed tiny run of the same settings took 1,438 s
+          on a 2-core CPU shared with other jobs (479 CPU-s), so one seed is a few minutes.
 Writes:   WORKDIR/<encoding>/ (one training run each), WORKDIR/extrapolation.json,
           WORKDIR/extrapolation.md (the table) and WORKDIR/extrapolation.png
           (accuracy against evaluation length, one line per encoding).

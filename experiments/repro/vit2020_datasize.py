@@ -46,10 +46,10 @@ RECIPE = dict(optimizer="adam", weight_decay=0.0, grad_clip=1.0, schedule="const
 def get_config(arg=None):
   words = parse_arg(arg)
   tier = "full" if "full" in words else "tiny"
-  arms = [w for w in words if w in ARMS]
+  arms = [w for w in words if w in ARMS] or ["vit_patches"]  # the arm that decides
   if len(arms) != 1:
     raise ValueError(f"name one arm of {sorted(ARMS)} in the config argument (e.g. "
-                     f"'tiny,vit_patches'); got {arms or 'none'}")
+                     f"'tiny,vit_patches'; none means vit_patches); got {arms}")
   family, settings, patch, lr = ARMS[arms[0]]
   config = base_config("mnist1d", patch=patch, validation_fraction=0.2,
                        eval_split="validation")
