@@ -119,7 +119,11 @@ def structural_features(graph):
   return ((x - x.mean(0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
-@register_task("karate", dict(features="identity", labelled_per_class=4, seed=0))
+KARATE_SPLITS = ("test", "validation")  # data.eval_split
+
+
+@register_task("karate", dict(features="identity", labelled_per_class=4,
+                              validation_per_class=0, eval_split="test", seed=0))
 def karate(cfg):
   """Zachary's karate club (Zachary 1977; networkx.karate_club_graph()): 34 members,
   78 friendships, and the club each member joined after the split, 'Mr. Hi' (class 0,
@@ -128,9 +132,13 @@ def karate(cfg):
   Node classification (one label per node) on the one graph, semi-supervised as in
   Kipf & Welling 2017: `labelled_per_class` members of each club, drawn with `seed`,
   are the only ones scored in training (target_mask); evaluation is the same graph
-  scored on the other 34 - 2 * labelled_per_class members. Every training batch is
-  the graph repeated batch_size times (train_size 1), so the batch size changes
-  nothing but the cost. No padding: max_length 34.
+  scored on the other 34 - 2 * labelled_per_class members. With validation_per_class
+  v > 0, v more members of each club (drawn after the labelled ones, with the same
+  `seed`) are the validation nodes and the rest the test nodes; eval_split says which
+  of the two evaluation scores ("validation" to choose a checkpoint, "test" once).
+  v = 0 (the default) keeps the old split: "test" is every unlabelled member. Every
+  training batch is the graph repeated batch_size times (train_size 1), so the batch
+  size changes nothing but the cost. No padding: max_length 34.
 
   features="identity": one-hot node id (input size 34), the classic GCN input, which
   says nothing about a node without the edges. features="structural": the 8 standardised
@@ -150,10 +158,23 @@ def karate(cfg):
     raise ValueError(f"data.labelled_per_class={k!r} must be an int in [1, {smallest - 1}]: "
                      f"the smallest club has {smallest} members and at least one per club "
                      f"is kept for evaluation")
+  v = cfg["validation_per_class"]
+  if not (isinstance(v, int) and 0 <= v < smallest - k):
+    raise ValueError(f"data.validation_per_class={v!r} must be an int in [0, {smallest - k - 1}]"
+                     f": with labelled_per_class={k}, at least one member per club is left "
+                     f"for the test split")
+  check_choice("data.eval_split", cfg["eval_split"], KARATE_SPLITS)
+  if cfg["eval_split"] == "validation" and not v:
+    raise ValueError("data.eval_split='validation' needs data.validation_per_class > 0 (the "
+                     "members per club kept aside for validation); got 0")
   rng = np.random.default_rng(cfg["seed"])
   labelled = np.zeros(n, bool)
   for c in range(len(CLUBS)):
     labelled[rng.choice(np.flatnonzero(labels == c), k, replace=False)] = True
+  validation = np.zeros(n, bool)  # drawn after the labelled ones: v = 0 changes no draw
+  for c in range(len(CLUBS)) if v else ():
+    validation[rng.choice(np.flatnonzero((labels == c) & ~labelled), v, replace=False)] = True
+  scored = validation if cfg["eval_split"] == "validation" else ~labelled & ~validation
   if cfg["features"] == "identity":
     features = np.eye(n, dtype=np.float32)
   else:
@@ -161,11 +182,12 @@ def karate(cfg):
   example = {"inputs": features[None], "mask": np.ones((1, n), bool), "targets": labels[None],
              "adjacency": adjacency_matrix(graph, n)[None]}
   train = dict(example, target_mask=labelled[None])
-  evaluation = dict(example, target_mask=~labelled[None])
+  evaluation = dict(example, target_mask=scored[None])
   info = TaskInfo(input_kind="graph_nodes", input_size=features.shape[1],
                   output_kind="per_vector", num_classes=len(CLUBS), max_length=n, train_size=1)
   notes = (f"one graph of {n} nodes: {int(labelled.sum())} labelled for training, "
-           f"{int((~labelled).sum())} scored in evaluation")
+           + (f"{int(validation.sum())} for validation, " if v else "")
+           + f"{int(scored.sum())} scored in evaluation ({cfg['eval_split']})")
   return GraphTask(info, train, evaluation, name="karate", class_names=CLUBS, notes=notes)
 
 

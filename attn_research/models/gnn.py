@@ -29,6 +29,14 @@ def check_graph_task(name, task_info):
                      "graph_property)")
 
 
+def normalized_adjacency(adjacency_BTT, mask_BT, dtype):
+  """GCN's propagation matrix D^-1/2 (A + I) D^-1/2 over the real nodes: [B, T, T]."""
+  real = mask_BT[:, :, None] & mask_BT[:, None, :]
+  a = (with_self_loops(adjacency_BTT) & real).astype(dtype)
+  d_inv_sqrt = jax.lax.rsqrt(jnp.maximum(a.sum(-1), 1.0))
+  return a * d_inv_sqrt[:, :, None] * d_inv_sqrt[:, None, :]
+
+
 class GraphModel(SequenceModel):
   uses_adjacency = True
 
@@ -79,10 +87,7 @@ class GCN(GraphModel):
                             for _ in range(cfg["num_layers"])])
 
   def graph_backbone(self, x_BTD, mask_BT, adjacency_BTT, *, train):
-    real = mask_BT[:, :, None] & mask_BT[:, None, :]
-    a = (with_self_loops(adjacency_BTT) & real).astype(x_BTD.dtype)
-    d_inv_sqrt = jax.lax.rsqrt(jnp.maximum(a.sum(-1), 1.0))
-    a_hat = a * d_inv_sqrt[:, :, None] * d_inv_sqrt[:, None, :]
+    a_hat = normalized_adjacency(adjacency_BTT, mask_BT, x_BTD.dtype)
     for layer in self.layers:
       x_BTD = layer(x_BTD, a_hat, train=train)
     return x_BTD, mask_BT

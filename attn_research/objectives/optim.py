@@ -16,7 +16,10 @@ import optax
 
 from attn_research.registry import check_choice
 
-OPTIMIZERS = ("adamw", "adam", "radam", "sgd")
+# adam_l2: Adam on the loss plus weight_decay / 2 * |params|^2 (the L2 term of GAT's and
+# GCN's code, torch.optim.Adam's weight_decay): the decay passes through Adam's scaling,
+# unlike adamw's decoupled decay.
+OPTIMIZERS = ("adamw", "adam", "radam", "sgd", "adam_l2")
 SCHEDULES = ("constant", "cosine", "step")
 
 
@@ -117,6 +120,8 @@ def make_optimizer(tc, params=None):
       raise ValueError(f"train.optimizer='adam' has no weight decay (got weight_decay="
                        f"{tc.weight_decay}); use 'adamw' or set weight_decay=0")
     opt = optax.adam(schedule)
+  elif tc.optimizer == "adam_l2":
+    opt = optax.chain(optax.add_decayed_weights(tc.weight_decay), optax.adam(schedule))
   else:
     opt = optax.chain(optax.add_decayed_weights(tc.weight_decay), optax.sgd(schedule, momentum=0.9))
   if tc.grad_clip < 0:
