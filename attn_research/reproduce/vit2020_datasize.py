@@ -242,7 +242,7 @@ def tables(sizes, seeds, plans, cells, analysis, rates):
   leads = "; ".join(f"{LABELS[a]}: {_test(t)}" for a, t in analysis["cnn_lead_smallest"].items())
   per_seed = [[LABELS[a], f"{n:,}", str(s), f"{cells[a][n]['test'][i]:.3f}",
                f"{cells[a][n]['best_step'][i]:,}", str(cells[a][n]["plateau"][i]),
-               f"{cells[a][n]['wall_time_s'][i]:.1f}"]
+               f"{cells[a][n]['wall_time_s'][i]:.2f}"]
               for a in arms for n in sizes for i, s in enumerate(seeds)]
   slopes = [[LABELS[a], str(s), f"{analysis['fits'][a]['seed_slopes'][i]:+.4f}"]
             for a in arms for i, s in enumerate(seeds)]
