@@ -40,10 +40,10 @@ import pathlib
 
 import jax
 import ml_collections
-import numpy as np
 
 from attn_research.data import get_task
 from attn_research.modes.base import register_mode
+from attn_research.report.stats import label_rates
 from attn_research.report.transfer import write_transfer
 from attn_research.train.loop import evaluate, prepare, run
 from attn_research.workdir import CHECKPOINTS_BEST, write_json
@@ -185,13 +185,12 @@ def test_eval(p, test_examples: int) -> dict:
 
 def rates(task) -> dict:
   """Chance (uniform guess) and majority (always the commonest label) accuracy of the
-  task's evaluation set."""
-  labels = np.asarray(task.evaluation["targets"])
-  counts = np.bincount(labels, minlength=task.info.num_classes)
+  task's evaluation set, the majority class by name where the task names its classes."""
+  out = label_rates(task.evaluation["targets"], task.info.num_classes)
   names = getattr(task, "class_names", None)
-  top = int(counts.argmax())
-  return {"chance": 1 / task.info.num_classes, "majority": float(counts.max() / counts.sum()),
-          "majority_class": names[top] if names else top, "examples": int(len(labels))}
+  if names:
+    out["majority_class"] = names[out["majority_class"]]
+  return out
 
 
 def run_transfer(config, workdir, *, progress: bool = True) -> dict:

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import statistics
 
+import numpy as np
 from scipy import stats as scipy_stats
 
 
@@ -49,3 +50,13 @@ def summarize(values) -> Stats:
   std = statistics.stdev(values)
   return Stats(statistics.fmean(values), std, n,
                float(scipy_stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n))
+
+
+def label_rates(labels, num_classes: int) -> dict:
+  """Chance (a uniform guess) and majority (always the commonest label) accuracy of a set
+  of integer labels (any shape; negative labels, padding, are ignored)."""
+  labels = np.asarray(labels).reshape(-1)
+  labels = labels[labels >= 0]
+  counts = np.bincount(labels, minlength=num_classes)
+  return {"chance": 1 / num_classes, "majority": float(counts.max() / max(counts.sum(), 1)),
+          "majority_class": int(counts.argmax()), "examples": int(labels.size)}

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from scipy import stats as scipy_stats
 
-from attn_research.report.stats import summarize
+from attn_research.report.stats import label_rates, summarize  # noqa: F401  (label_rates: one of the protocol's pieces)
 
 VERDICTS = ("supported", "not supported", "inconclusive")
 SEEDS = {"smoke": (0,), "tiny": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
@@ -76,16 +75,6 @@ def format_p(p) -> str:
 def format_ci(values, spec: str = ".3f") -> str:
   """'0.850 ± 0.050 (n=3)': mean ± 95 % CI half-width and n, the protocol's table cell."""
   return summarize(values).format(spec, spread="ci95", show_n=True)
-
-
-def label_rates(labels, num_classes: int) -> dict:
-  """Chance (a uniform guess) and majority (always the commonest label) accuracy of a set
-  of integer labels (any shape; negative labels, padding, are ignored)."""
-  labels = np.asarray(labels).reshape(-1)
-  labels = labels[labels >= 0]
-  counts = np.bincount(labels, minlength=num_classes)
-  return {"chance": 1 / num_classes, "majority": float(counts.max() / max(counts.sum(), 1)),
-          "majority_class": int(counts.argmax()), "examples": int(labels.size)}
 
 
 def steps_to_threshold(rows, metric: str, threshold: float, *, below: bool = True):
