@@ -73,9 +73,13 @@ def test_config_tiers_follow_lra_and_the_protocol():
   for config, seeds in ((tiny, 3), (full, 5)):
     assert config.data.eval_split == "validation" and config.data.num_validation > 0
     assert config.train.keep_best == "accuracy" and config.num_seeds == seeds
-    assert set(config.models) == {"softmax", "linear", "performer", "local", "linformer"}
-    widths = {(m.d_model, m.num_layers, m.num_heads) for m in config.models.values()}
+    widths = {(m.d_model, m.num_layers, m.num_heads, m.pooling, m.position)
+              for m in config.models.values()}
     assert len(widths) == 1  # one architecture for every kernel
+    assert widths.pop()[3:] == ("cls", "sinusoidal:scale_tokens")  # LRA's read-out and scale
+  # Every kernel that decides the claim is trained at both tiers; Linformer only at full.
+  assert set(tiny.models) == {"softmax", "linear", "performer", "local"}
+  assert set(full.models) == {"softmax", "linear", "performer", "local", "linformer"}
   assert (tiny.data.min_length, tiny.data.max_length) == (256, 512)
   assert (full.data.min_length, full.data.max_length, full.data.num_train) == (500, 2000, 96_000)
   assert full.data.max_depth == 10 and full.data.max_args == 10
