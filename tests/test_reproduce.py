@@ -18,7 +18,8 @@ from tests.conftest import make_config
 from tests.conftest import require_source
 
 # reproduction -> the task whose data it needs
-NEEDS_SOURCE = {"truncated_speech": "spoken_digits", "bert2019_transfer": "kjv_books"}
+NEEDS_SOURCE = {"truncated_speech": "spoken_digits", "bert2019_transfer": "kjv_books",
+                "floater2020_lm": "kjv"}
 
 
 def test_cordonnier_construction_matches_convolution():
@@ -159,6 +160,12 @@ NOT_IN_REPORT = {
         "runs.*.*.test_loss.*": "the tables show accuracy only",
         "runs.*.*.steps_per_second": "shown with one decimal (a slow smoke run has one digit)",
     },
+    "floater2020_lm": {
+        "runs.*.*.accuracy.*": "shown as mean ± 95 % CI in the first table",
+        "accuracy.*": "per-seed accuracies: shown as mean ± 95 % CI (losses decide)",
+        "runs.*.*.loss.*": "shown per seed (three decimals) in the second table",
+        "runs.*.*.steps_per_second": "shown with one decimal (a slow smoke run has one digit)",
+    },
     "gat_karate": {
         "*.runs.*": "per-split / per-seed accuracies: the tables show their mean ± 95 % CI "
                     "(gat_karate_relation checks the karate means) and the figures plot them",
@@ -231,6 +238,29 @@ def floater_relation(results, report):
   acc = results["accuracy"]
   label, _ = verdict({n: a["1"] for n, a in acc.items()},
                      {n: a["2"] for n, a in acc.items() if "2" in a},
+                     {n: [r["plateau"] for r in rs] for n, rs in results["runs"].items()})
+  assert results["verdict_label"] == label and f"**Verdict: {label}.**" in report
+
+
+def floater_lm_relation(results, report):
+  """Every encoding is scored at every length factor x L with L x the number of windows
+  characters, per-seed lists agree with the runs, loss at L is below the unigram rate only
+  for a trained model, and the verdict is the criterion applied to the losses at L and 2L."""
+  from attn_research.reproduce.floater2020_lm import verdict
+  refs, L = results["references"], results["train_length"]
+  assert refs["1"]["length"] == L and all(r["length"] == int(f) * L for f, r in refs.items())
+  windows = refs["1"]["scored"] // L
+  for f, r in refs.items():
+    assert r["scored"] == windows * r["length"] and 0 < r["unigram"] < np.log(256), (f, r)
+  for name, by_factor in results["loss"].items():
+    assert sorted(by_factor) == sorted(refs), (name, sorted(by_factor))
+    for f, values in by_factor.items():
+      assert values == [r["loss"][f] for r in results["runs"][name]], (name, f)
+      for accuracy in results["accuracy"][name][f]:
+        assert_counts(accuracy, refs[f]["scored"], f"test characters at {f}L ({name})")
+  loss = results["loss"]
+  label, _ = verdict({n: a["1"] for n, a in loss.items()},
+                     {n: a["2"] for n, a in loss.items() if "2" in a}, refs["1"]["unigram"],
                      {n: [r["plateau"] for r in rs] for n, rs in results["runs"].items()})
   assert results["verdict_label"] == label and f"**Verdict: {label}.**" in report
 
@@ -461,6 +491,7 @@ RELATIONS = {
     "detr2020": detr_relation,
     "cordonnier2020": cordonnier_relation,
     "floater2020": floater_relation,
+    "floater2020_lm": floater_lm_relation,
     "gat_karate": gat_karate_relation,
     "katharopoulos2020_copy": copy_relation,
     "katharopoulos2020_generation": generation_relation,

@@ -188,6 +188,27 @@ def test_kjv_text_and_split_by_book(kjv_dir):
     kjv(kjv_dir, max_length=80, num_eval=9999)
 
 
+def test_kjv_validation_books_are_held_out_of_training_and_apart_from_test(kjv_dir):
+  jonah = "Now the word of the LORD came unto Jonah"  # Jonah 1:1
+  plain = kjv(kjv_dir, max_length=40, num_eval=2)
+  assert plain.train_ids.tobytes().find(encode(plain, jonah)) >= 0
+  val = kjv(kjv_dir, max_length=40, num_eval=2, validation_books="Jonah",
+            eval_split="validation")
+  assert val.train_ids.tobytes().find(encode(val, jonah)) < 0
+  first = next(val.eval_batches(2))
+  assert val.render({k: v[0] for k, v in first.items()}, None).startswith(jonah)
+  test = kjv(kjv_dir, max_length=40, num_eval=2, validation_books="Jonah")  # scores test
+  np.testing.assert_array_equal(test.train_ids, val.train_ids)
+  assert test.render({k: v[0] for k, v in next(test.eval_batches(2)).items()},
+                     None).startswith("Now it came to pass in the days when the")
+  with pytest.raises(ValueError, match=r"validation_books='Ruth'.*not in data.eval_books"):
+    kjv(kjv_dir, validation_books="Ruth")
+  with pytest.raises(ValueError, match=r"eval_split='validation' needs data.validation_books"):
+    kjv(kjv_dir, eval_split="validation")
+  with pytest.raises(ValueError, match=r"data.eval_split='dev'.*valid"):
+    kjv(kjv_dir, validation_books="Jonah", eval_split="dev")
+
+
 def test_kjv_is_a_pure_function_of_seed_and_step_and_cached(kjv_dir):
   a, b = kjv(kjv_dir), kjv(kjv_dir)
   assert len(list(pathlib.Path(kjv_dir["dir"]).glob("kjv-*.npz"))) >= 1

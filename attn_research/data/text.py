@@ -400,8 +400,12 @@ class CharLMTask(Task):
     return self.decode(window)
 
 
+KJV_SPLITS = ("test", "validation")  # data.eval_split
+
+
 @register_task("kjv", dict(eval_books="Ruth,Eccl,Jas", max_length=128, num_eval=256, seed=0,
-                           dir=None, source="auto", vocabulary="task"),
+                           dir=None, source="auto", vocabulary="task", validation_books="",
+                           eval_split="test"),
                smoke=dict(max_length=16, num_eval=8))
 def kjv(cfg):
   """Character-level language modelling of the King James Bible: 31,102 verses in 66
@@ -428,6 +432,10 @@ def kjv(cfg):
   vocabulary: "task" (default) is the fitted 64-token table above; "shared" makes the
   tokens the text's bytes in the shared 258-id table of data/vocab.py (so an encoder
   pretrained on kjv_mlm fits), cached in a file of its own.
+
+  validation_books (default none): more books held out of training, as a validation
+  text; eval_split="validation" evaluates on it (to choose a checkpoint), "test" (the
+  default) on eval_books. The two lists must not share a book.
   """
   T = cfg["max_length"]
   if T < 1:
@@ -437,31 +445,48 @@ def kjv(cfg):
   if unknown or not held_out or len(held_out) == len(KJV_BOOKS):
     raise ValueError(f"data.eval_books={cfg['eval_books']!r}: need one or more of the "
                      f"book abbreviations, not all; unknown {unknown}; valid: {list(KJV_BOOKS)}")
+  validation = sorted(set(split_names(cfg["validation_books"])))
+  unknown = [b for b in validation if b not in KJV_BOOKS]
+  if unknown or set(validation) & set(held_out) or len(held_out) + len(validation) >= len(
+      KJV_BOOKS):
+    raise ValueError(f"data.validation_books={cfg['validation_books']!r}: book abbreviations "
+                     f"not in data.eval_books ({held_out}), leaving some to train on; unknown "
+                     f"{unknown}; valid: {list(KJV_BOOKS)}")
+  check_choice("data.eval_split", cfg["eval_split"], KJV_SPLITS)
+  if cfg["eval_split"] == "validation" and not validation:
+    raise ValueError("data.eval_split='validation' needs data.validation_books (books held "
+                     "out of training to choose a checkpoint on)")
   check_choice("data.vocabulary", cfg["vocabulary"], shared_vocab.VOCABULARIES)
   shared = cfg["vocabulary"] == "shared"
   source, params, read = kjv_input(cfg["source"])
   # The default's cache key is the one it always had: its prepared files stay valid.
   params = dict(params, eval_books=held_out, format=1, **({"vocabulary": "shared"} if shared
-                                                          else {}))
+                                                          else {}),
+                **({"validation_books": validation} if validation else {}))
+  part_of = {**{b: "eval" for b in held_out}, **{b: "validation" for b in validation}}
 
   def build():
     books = read()
     text = {part: b"".join(b"".join(v + b"\n" for v in verses)
-                           for book, verses in books.items() if (book in held_out) == is_eval)
-            for part, is_eval in (("train", False), ("eval", True))}
+                           for book, verses in books.items() if part_of.get(book, "train") == part)
+            for part in ("train", "eval", *(("validation",) if validation else ()))}
     train = np.frombuffer(text["train"], np.uint8)
     vocab = np.arange(shared_vocab.NUM_BYTES) if shared else np.unique(train)
     lookup = np.full(256, min(len(vocab), 255), np.uint8)  # shared: every byte is itself
     lookup[vocab] = np.arange(len(vocab))
     return {"vocab": vocab.astype(np.int32), "train": lookup[train],
-            "eval": lookup[np.frombuffer(text["eval"], np.uint8)]}
+            **{part: lookup[np.frombuffer(text[part], np.uint8)] for part in text
+               if part != "train"}}
 
   arrays = cached_arrays(data_dir(cfg["dir"]), "kjv", params, build)
+  scored = "eval" if cfg["eval_split"] == "test" else "validation"
   print(f"[data] kjv: {source}, train {len(arrays['train']):,} / eval {len(arrays['eval']):,} "
-        f"characters, " + ("the shared byte vocabulary" if shared else
-                           f"{len(arrays['vocab'])} characters + unknown"))
+        + (f"/ validation {len(arrays['validation']):,} " if validation else "")
+        + "characters, " + ("the shared byte vocabulary" if shared else
+                            f"{len(arrays['vocab'])} characters + unknown")
+        + (f"; evaluation scores {cfg['eval_split']}" if validation else ""))
   vocab_size = shared_vocab.SIZE if shared else len(arrays["vocab"]) + 1
   info = TaskInfo(input_kind="tokens", input_size=vocab_size, output_kind="sequence",
                   num_classes=vocab_size, max_length=T)
-  return CharLMTask(info, arrays["train"], arrays["eval"], arrays["vocab"], cfg["num_eval"],
+  return CharLMTask(info, arrays["train"], arrays[scored], arrays["vocab"], cfg["num_eval"],
                     cfg["seed"])

@@ -41,7 +41,7 @@ from attn_research.workdir import checkpoint as ckpt_lib
 
 # Data settings multiplied by the factor to make a task's sequences factor times longer.
 LENGTH_SETTINGS = {"associative_recall": ("num_pairs", "num_queries"), "sort": ("length",),
-                   "associative_recall_filler": ("length",)}
+                   "associative_recall_filler": ("length",), "kjv": ("max_length",)}
 TEST_LENGTHS = "test_lengths.json"  # a run's test scores at every length (written once)
 
 

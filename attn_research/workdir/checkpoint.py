@@ -49,7 +49,9 @@ ADDED_LATER = {"mode": "single", "objective": "classification", "train.keep_best
                # fortunes' fixed split across seeds (2026-11-30)
                "data.holdout_seed": -1,
                # spoken_digit_strings' batches made ahead (when, never what; 2026-11-30)
-               "data.prefetch": 0}
+               "data.prefetch": 0,
+               # kjv's validation books (2026-11-30)
+               "data.validation_books": ""}
 # Settings that change what is drawn after training, never the training itself, and the
 # device mesh (how a step is computed, not what: a checkpoint restores onto any mesh).
 IGNORED_PREFIXES = ("report.", "mesh.")
