@@ -139,3 +139,34 @@ def test_verdict_rule():
   rising = dict(flat, **{S: [True, False, True]})
   assert floater2020.verdict(at_L, better, rising)[0] == "inconclusive"
   assert floater2020.verdict(at_L, better)[0] == "inconclusive"  # plateaus unknown
+
+
+def test_lm_verdict_rule():
+  from attn_research.reproduce import floater2020_lm as lm
+  F, S, Lr = lm.FLOATER, lm.SINUSOIDAL, lm.LEARNED
+  unigram = 3.0
+  at_L = {F: [1.58, 1.59, 1.57], S: [1.60] * 3, Lr: [1.61] * 3}
+  flat = {F: [True] * 3, S: [True] * 3, Lr: [True] * 3}
+  lower = {F: [2.0, 2.1, 2.05], S: [2.3, 2.35, 2.4], Lr: [2.4, 2.5, 2.45]}  # lower is better
+  assert lm.verdict(at_L, lower, unigram, flat)[0] == "supported"
+  higher = dict(lower, **{F: [2.6, 2.7, 2.65]})
+  assert lm.verdict(at_L, higher, unigram, flat)[0] == "not supported"
+  noisy = dict(lower, **{F: [1.9, 2.6, 2.2]})
+  assert lm.verdict(at_L, noisy, unigram, flat)[0] == "inconclusive"
+  # A model no better than the unigram rate at L, or a run still improving, decides nothing.
+  assert lm.verdict(dict(at_L, **{S: [3.1] * 3}), lower, unigram, flat)[0] == "inconclusive"
+  rising = dict(flat, **{Lr: [True, None, True]})
+  assert lm.verdict(at_L, lower, unigram, rising)[0] == "inconclusive"
+  assert lm.verdict(at_L, higher, unigram)[0] == "inconclusive"  # plateaus unknown
+  _, tests = lm.verdict(at_L, lower, unigram, flat)
+  assert tests[S]["differences"] == pytest.approx([0.3, 0.25, 0.35])  # baseline minus FLOATER
+
+
+def test_all_paired_verdict():
+  from attn_research.reproduce import protocol
+  up, down, flat = (protocol.paired_test(d) for d in ([1.0, 1.1, 0.9], [-1.0, -0.8, -1.1],
+                                                     [1.0, -0.9, 0.2]))
+  assert protocol.all_paired_verdict([up, up]) == "supported"
+  assert protocol.all_paired_verdict([up, down]) == "not supported"
+  assert protocol.all_paired_verdict([up, flat]) == "inconclusive"
+  assert protocol.all_paired_verdict([]) == "inconclusive"

@@ -68,10 +68,7 @@ def _verdict_before_baselines(acc_at_L: dict, acc_at_2L: dict) -> tuple[str, dic
     return "inconclusive", tests
   if summarize(acc_at_L[FLOATER]).mean < THRESHOLD:
     return "inconclusive", tests
-  labels = [protocol.paired_verdict(t) for t in tests.values()]
-  if "not supported" in labels:
-    return "not supported", tests
-  return ("supported" if all(x == "supported" for x in labels) else "inconclusive"), tests
+  return protocol.all_paired_verdict(tests.values()), tests
 
 
 def tier_config(tier: str):

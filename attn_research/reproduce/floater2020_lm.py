@@ -56,10 +56,7 @@ def verdict(loss_at_L: dict, loss_at_2L: dict, unigram: float,
   flat = all(p is True for e in DECIDING for p in (plateau or {}).get(e, [None]))
   if not (trained and flat):
     return "inconclusive", tests
-  labels = [protocol.paired_verdict(t) for t in tests.values()]
-  if "not supported" in labels:
-    return "not supported", tests
-  return ("supported" if all(x == "supported" for x in labels) else "inconclusive"), tests
+  return protocol.all_paired_verdict(tests.values()), tests
 
 
 def tier_config(tier: str):

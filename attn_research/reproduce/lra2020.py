@@ -66,13 +66,11 @@ def verdict(accuracy: dict, majority: float, speed_at_longest: dict) -> dict:
     return dict(out, label="inconclusive",
                 reason="softmax does not beat the majority rate: it has not learned the task, "
                        "so the accuracy half cannot be judged at this scale (compute-limited)")
-  labels = [protocol.paired_verdict(t) for t in paired.values()]
-  if "not supported" in labels:
-    return dict(out, label="not supported",
-                reason="a kernel is on average at least as accurate as softmax")
-  if all(x == "supported" for x in labels):
-    return dict(out, label="supported", reason="faster and less accurate, every one")
-  return dict(out, label="inconclusive", reason="accuracy differences not significant")
+  label = protocol.all_paired_verdict(paired.values())
+  return dict(out, label=label, reason={
+      "not supported": "a kernel is on average at least as accurate as softmax",
+      "supported": "faster and less accurate, every one",
+      "inconclusive": "accuracy differences not significant"}[label])
 
 
 def root_operator_rule(train, test) -> float:

@@ -57,6 +57,15 @@ def paired_verdict(test: dict, *, alpha: float = 0.05) -> str:
   return "supported" if p is not None and p < alpha else "inconclusive"
 
 
+def all_paired_verdict(tests) -> str:
+  """Several paired_tests that must all hold: 'not supported' if any is, 'supported' if
+  all are, 'inconclusive' otherwise (and for none)."""
+  labels = [paired_verdict(t) for t in tests]
+  if "not supported" in labels:
+    return "not supported"
+  return "supported" if labels and all(x == "supported" for x in labels) else "inconclusive"
+
+
 PLATEAU_CLAUSE = (
     "A 'not supported' outcome needs runs trained to a plateau: if the deciding runs were "
     "still improving at the end (protocol.plateaued), the verdict is 'inconclusive' "
