@@ -455,3 +455,12 @@ def test_digits_validation_and_label_subsets_leave_the_test_split_alone():
   assert val.info.train_size == counts.sum() and counts.min() >= 20
   seen = {a.tobytes() for a in val.train["inputs"]}
   assert not seen & {a.tobytes() for a in base.evaluation["inputs"]}
+
+
+def test_bert_tiny_tier_trains_only_the_judged_shares():
+  from attn_research.reproduce.bert2019_transfer import JUDGED_FRACTIONS, tiny_judged_only
+  config = make_config("experiments/pretrain.py:tiny")
+  steps = dict(zip(config.transfer.label_fractions, config.transfer.num_steps))
+  assert tiny_judged_only(config) == (0.2, 1.0)
+  assert config.transfer.label_fractions == JUDGED_FRACTIONS
+  assert config.transfer.num_steps == tuple(steps[f] for f in JUDGED_FRACTIONS)

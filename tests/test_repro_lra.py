@@ -55,9 +55,16 @@ def test_verdict_supported_only_when_faster_less_accurate_and_softmax_learns():
   # Softmax at the majority rate has not learned: the accuracy half cannot be judged.
   assert lra2020.verdict(acc, 0.41, FAST)["label"] == "inconclusive"
   assert "majority" in lra2020.verdict(acc, 0.41, FAST)["reason"]
-  # A kernel as accurate as softmax on average: not supported.
+  # A kernel as accurate as softmax on average: not supported, from plateaued runs only.
   level = dict(acc, performer=[0.41, 0.40, 0.43])
-  assert lra2020.verdict(level, 0.18, FAST)["label"] == "not supported"
+  flat = {k: [True] * 3 for k in acc}
+  assert lra2020.verdict(level, 0.18, FAST, flat)["label"] == "not supported"
+  rising = dict(flat, softmax=[True, True, False])
+  decided = lra2020.verdict(level, 0.18, FAST, rising)
+  assert decided["label"] == "inconclusive" and "softmax" in decided["reason"]
+  assert lra2020.verdict(level, 0.18, FAST)["label"] == "inconclusive"  # plateaus unknown
+  # Slower kernels refute the speed half whatever the training did.
+  assert lra2020.verdict(acc, 0.18, dict(FAST, local=0.9), rising)["label"] == "not supported"
   # Below softmax on average, but within the noise of three seeds: inconclusive.
   noisy = dict(acc, linear=[0.30, 0.45, 0.40])
   decided = lra2020.verdict(noisy, 0.18, FAST)

@@ -364,7 +364,9 @@ def lra_relation(results, report):
       assert r == pytest.approx(e / e0), name
   accuracy = {n: m["test_accuracy"] for n, m in results["models"].items()}
   speed = {n: k["relative_speed"][-1] for n, k in kernels.items()}
-  assert verdict(accuracy, results["rates"]["majority"], speed)["label"] == results["verdict_label"]
+  plateau = {n: m["plateau"] for n, m in results["models"].items()}
+  assert verdict(accuracy, results["rates"]["majority"], speed,
+                 plateau)["label"] == results["verdict_label"]
 
 
 def mnist1d_relation(results, report):

@@ -77,6 +77,19 @@ def per_seed_table(cells) -> str:
                          "best validation accuracy", "chosen step"), rows)
 
 
+def tiny_judged_only(config) -> tuple:
+  """The tiny tier trains only the label shares the criterion reads (JUDGED_FRACTIONS):
+  at the others 150 steps are under one pass over the labels (compute-limited, not
+  judged), and their 18 runs cost a third of the tier's time. Returns the shares dropped."""
+  t = config.transfer
+  keep = [i for i, f in enumerate(t.label_fractions) if f in JUDGED_FRACTIONS]
+  dropped = tuple(f for i, f in enumerate(t.label_fractions) if i not in keep)
+  with config.unlocked():
+    t.num_steps = tuple(t.num_steps[i] for i in keep)
+    t.label_fractions = tuple(t.label_fractions[i] for i in keep)
+  return dropped
+
+
 @register_reproduction("bert2019_transfer")
 def run(tier, out_dir):
   from attn_research.config import load_config
@@ -84,6 +97,7 @@ def run(tier, out_dir):
   from attn_research.modes.transfer import run_transfer
   arg = "tiny,smoke" if tier == "smoke" else tier
   config = load_config(f"{common.ROOT / 'experiments' / 'pretrain.py'}:{arg}")
+  dropped = tiny_judged_only(config) if tier == "tiny" else ()
   data = run_transfer(config, common.runs_dir(out_dir, tier), progress=False)
   plot_transfer(data, out_dir / "transfer.png")
   tests = {f"{f:g}": paired_test(d) for f, d in paired_differences(data, "finetune").items()}
@@ -158,7 +172,12 @@ def run(tier, out_dir):
                      "pass over the labelled verses, so those shares are compute-limited at "
                      "this tier and the criterion does not read them; at 1 % and 5 % the "
                      "chosen (best-on-validation) steps in the last table show whether "
-                     "training reached its plateau." if limited else ""),
+                     "training reached its plateau." if limited else "")
+                  + (f" The tiny tier trains only the shares the criterion reads: "
+                     f"{' and '.join(f'{f:.0%}' for f in dropped)} of the labels run at the "
+                     "full tier (and in `./launch.sh run experiments/pretrain.py`), where a "
+                     "2-core CPU could give them only a fraction of one pass over their "
+                     "labels." if dropped else ""),
       results=dict(criterion=CRITERION, verdict_label=label, test_rates=rates,
                    pretrain=dict(steps=pre["steps"], params=pre["params"],
                                  masked_accuracy=masked_accuracy,
