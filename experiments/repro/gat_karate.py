@@ -28,6 +28,12 @@ MODELS = {
     # Unmasked again, with content-based (dot-product) scores instead of GAT's static ones.
     "dot_all": ("gat", dict(num_heads=8, head_dim=8, output_heads=1, dropout=DROPOUT,
                             attend="all", score="dot")),
+    # dot_all with a skip path (a linear map of each layer's input added to its output, as
+    # GAT's PPI model has): without one a node's own features reach the next layer only
+    # through its ~1/N attention weight on itself. Shown, not deciding (added after the
+    # criterion was written).
+    "dot_all_skip": ("gat", dict(num_heads=8, head_dim=8, output_heads=1, dropout=DROPOUT,
+                                 attend="all", score="dot", skip=True)),
     "gcn": ("kipf_gcn", dict(d_model=WIDTH, dropout=DROPOUT)),
     "mlp": ("node_mlp", dict(d_model=WIDTH, dropout=DROPOUT)),
 }
