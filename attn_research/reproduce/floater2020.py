@@ -81,16 +81,24 @@ def tier_config(tier: str):
   return config
 
 
-def reference_rates(config, factors) -> dict:
-  """Per factor: chance, majority and position-blind rates of the test stream."""
+def test_streams(config, factors) -> dict:
+  """{factor: (task, its test split's evaluation batches joined into one)} for the test
+  split at factor x L (floater2020's and floater2020_lm's reference rates)."""
   from attn_research.data import get_task
-  from attn_research.data.synthetic import filler_recall_blind_rate
   from attn_research.modes.extrapolation import scaled_data, split_data
   out = {}
   for f in factors:
     task = get_task(split_data(scaled_data(config.data, f), "test"))
     batches = list(task.eval_batches(config.train.eval_batch_size))
-    batch = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    out[f] = task, {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+  return out
+
+
+def reference_rates(config, factors) -> dict:
+  """Per factor: chance, majority and position-blind rates of the test stream."""
+  from attn_research.data.synthetic import filler_recall_blind_rate
+  out = {}
+  for f, (task, batch) in test_streams(config, factors).items():
     keep = batch["target_mask"]
     rates = protocol.label_rates(np.where(keep, batch["targets"], -1), task.info.num_classes)
     out[f] = dict(chance=rates["chance"], majority=rates["majority"],

@@ -20,7 +20,8 @@ import numpy as np
 from attn_research.config import load_config
 from attn_research.reproduce import common, protocol
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
-from attn_research.reproduce.floater2020 import FLOATER, LEARNED, SINUSOIDAL, plot_by_length
+from attn_research.reproduce.floater2020 import (FLOATER, LEARNED, SINUSOIDAL, plot_by_length,
+                                                 test_streams)
 from attn_research.report.stats import summarize
 
 ARGS = {"smoke": "smoke", "tiny": None, "full": "full"}
@@ -69,15 +70,13 @@ def reference_rates(config, factors) -> dict:
   """Per factor: the test windows' length, scored characters and unigram rate (nats per
   character when every character is predicted by its training-text frequency, add-one
   smoothed so that an unseen character costs a finite amount)."""
-  from attn_research.data import get_task
-  from attn_research.modes.extrapolation import scaled_data, split_data
+  streams = test_streams(config, factors)
+  task = streams[factors[0]][0]  # every factor reads the same training text
+  counts = np.bincount(task.train_ids, minlength=task.info.num_classes) + 1.0
+  log_p = np.log(counts / counts.sum())
   out = {}
-  for f in factors:
-    task = get_task(split_data(scaled_data(config.data, f), "test"))
-    counts = np.bincount(task.train_ids, minlength=task.info.num_classes) + 1.0
-    log_p = np.log(counts / counts.sum())
-    batches = list(task.eval_batches(config.train.eval_batch_size))
-    targets = np.concatenate([b["targets"][b["target_mask"]] for b in batches])
+  for f, (task, batch) in streams.items():
+    targets = batch["targets"][batch["target_mask"]]
     out[f] = dict(length=task.info.max_length, scored=int(targets.size),
                   unigram=float(-log_p[targets].mean()))
   return out
