@@ -37,7 +37,7 @@ def get_config(arg=None):
   config.model.update(d_model=64, num_layers=2, num_heads=4)
   # A constant rate after warm-up (as experiments/positions.py), so the last quarter of
   # evaluations shows whether a run is still improving. 2,000 steps: the first tiny run
-  # of the reproduction, at 1,000 steps (258 s), left 8 of 9 deciding runs still improving
+  # of the reproduction, at 1,000 steps (258 s), left 6 of 9 deciding runs still improving
   # by 2-3.3 % over their last quarter (FLOATER's test loss at 2L was below sinusoidal's
   # and learned's there, p = 0.019 and 0.030).
   config.train.update(batch_size=32, num_steps=2000, learning_rate=3e-3, warmup_steps=20,
