@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import pathlib
 import shutil
 import time
 
 import jax
 
+from attn_research.cores import usable_cores
 from attn_research.registry import Registry, check_choice
 from attn_research.reproduce.protocol import check_verdict
 from attn_research.report.table import markdown_table  # noqa: F401  (re-exported)
@@ -28,10 +30,19 @@ TIERS = ("tiny", "full")
 SMOKE = "smoke"  # seconds-long sizes for the tests; not offered on the command line
 REPRODUCTIONS = Registry("reproduce")
 REPORT_FILES = ("report.md", "results.json")
+# Claims whose verdict rests on wall-clock speed: `reproduce all` runs them with every core
+# and nothing else running, after the others (reproduce/__main__.py).
+TIMED = set()
+# Set by `reproduce all --jobs N` (N > 1) in each claim's process: the report says its
+# timings were taken beside other reproductions.
+CONCURRENT_ENV = "ATTN_REPRODUCE_CONCURRENT"
 
 
-def register_reproduction(name: str):
-  """Decorator for run(tier, out_dir) -> Report."""
+def register_reproduction(name: str, *, timed: bool = False):
+  """Decorator for run(tier, out_dir) -> Report. timed: the verdict rests on wall-clock
+  speed, so the claim never shares the machine with another reproduction."""
+  if timed:
+    TIMED.add(name)
   return REPRODUCTIONS.register(name)
 
 
@@ -91,9 +102,14 @@ def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, se
   device = jax.devices()[0]
   reuse = (f"; {reused} finished training run(s) reused from an earlier call, their "
            "training time not included" if reused else "")
+  cores = len(usable_cores())
+  concurrent = os.environ.get(CONCURRENT_ENV, "")
+  beside = (f", on {cores} of {os.cpu_count()} CPU cores beside other reproductions "
+            f"({concurrent}; its speeds are those cores')" if concurrent else "")
   lines = [f"# {name} ({tier} tier)", "", f"**Claim.** {report.claim}", "",
            f"**Command.** `{command}` ({seconds:.0f} s on {device.device_kind}, "
-           f"{jax.device_count()} device(s), {datetime.date.today().isoformat()}{reuse})", ""]
+           f"{jax.device_count()} device(s){beside}, {datetime.date.today().isoformat()}"
+           f"{reuse})", ""]
   lines += [f"**Verdict: {report.verdict_label}.** {report.verdict}", "",
             f"**Criterion (fixed before the run).** {report.criterion}", ""]
   lines += ["## Our results", ""]
@@ -104,7 +120,7 @@ def write_report(name: str, tier: str, out_dir: pathlib.Path, report: Report, se
             report.differences, ""]
   (out_dir / "report.md").write_text("\n".join(lines))
   payload = dict(name=name, tier=tier, command=command, seconds=round(seconds, 1),
-                 reused_runs=reused,
+                 reused_runs=reused, cpu_cores=cores, concurrent=concurrent,
                  device=device.device_kind, verdict=report.verdict_label,
                  verdict_detail=report.verdict, criterion=report.criterion,
                  results=report.results)

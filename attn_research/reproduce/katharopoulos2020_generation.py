@@ -54,7 +54,7 @@ def verdict_label(flat: float, vs_cache: float) -> str:
   return "supported" if flat <= 1.5 else "inconclusive"
 
 
-@register_reproduction("katharopoulos2020_generation")
+@register_reproduction("katharopoulos2020_generation", timed=True)
 def run(tier, out_dir):
   s = SETTINGS[tier]
   rows = measure(s["lengths"], d_model=s["d_model"], layers=s["layers"], heads=s["heads"],

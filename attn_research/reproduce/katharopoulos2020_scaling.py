@@ -114,7 +114,7 @@ def _fmt(x):
   return f"{x:.2f}" if abs(x) >= 0.1 else f"{x:.2g}"
 
 
-@register_reproduction("katharopoulos2020_scaling")
+@register_reproduction("katharopoulos2020_scaling", timed=True)
 def run(tier, out_dir):
   s = SETTINGS[tier]
   lengths = [2**p for p in s["log2_lengths"]]

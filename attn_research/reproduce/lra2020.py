@@ -197,7 +197,7 @@ def training(tier, out_dir):
   return config, runs, rates, val_rates, curves
 
 
-@register_reproduction("lra2020")
+@register_reproduction("lra2020", timed=True)
 def run(tier, out_dir):
   config, runs, rates, val_rates, curves = training(tier, out_dir)
   models = {name: dict(config.models[name]) for name in runs}
