@@ -92,3 +92,21 @@ def test_unknown_task_and_setting_are_named():
     get_task(dict(task_defaults("digits"), patch=2))
   with pytest.raises(ValueError, match="data.view='voxels' must be 'pixels' or 'patches'"):
     digits(view="voxels")
+
+
+# Every task with held-out splits words a wrong data.eval_split the same way
+# (data/base.check_eval_split); tfds's eval_split names a TFDS split instead.
+HELD_OUT_SPLIT_TASKS = ["associative_recall_filler", "csbm", "digits", "fortunes", "karate",
+                        "kjv", "kjv_books", "listops", "mnist1d", "spoken_digit_strings"]
+
+
+def test_every_task_with_held_out_splits_is_listed_here():
+  from attn_research.data.base import TASKS
+  with_splits = {name for name in TASKS.names() if "eval_split" in task_defaults(name)}
+  assert with_splits - {"tfds"} == set(HELD_OUT_SPLIT_TASKS)
+
+
+@pytest.mark.parametrize("name", HELD_OUT_SPLIT_TASKS)
+def test_a_wrong_eval_split_is_named_with_the_valid_ones(name):
+  with pytest.raises(ValueError, match=r"data\.eval_split='dev' is not valid; choose from \("):
+    get_task(dict(task_defaults(name), eval_split="dev"))

@@ -437,7 +437,7 @@ def test_transfer_refuses_masking_without_masked_lm_and_a_task_without_splits(tm
 
 @pytest.mark.parametrize("settings, message", [
     (dict(eval_split="validation"), "needs data.validation_fraction > 0"),
-    (dict(eval_split="train"), "must be one of ('test', 'validation')"),
+    (dict(eval_split="train"), "data.eval_split='train' is not valid; choose from ('test', 'validation')"),
     (dict(label_fraction=0.0), "label_fraction=0.0 must be in (0, 1]"),
     (dict(validation_fraction=0.8), "must leave at least 10 %"),
 ])

@@ -34,7 +34,7 @@ def test_listops_validation_is_a_held_out_stream_and_test_is_unchanged(tmp_path)
 
 
 def test_listops_validation_settings_are_checked(tmp_path):
-  with pytest.raises(ValueError, match="data.eval_split='dev' must be one of"):
+  with pytest.raises(ValueError, match="data.eval_split='dev' is not valid; choose from"):
     get_task(listops_cfg(tmp_path, eval_split="dev"))
   with pytest.raises(ValueError, match="needs data.num_validation > 0"):
     get_task(listops_cfg(tmp_path, num_validation=0, eval_split="validation"))

@@ -22,13 +22,23 @@ import pathlib
 
 import numpy as np
 
-from attn_research.registry import Registry
+from attn_research.registry import Registry, check_choice
 
 # "set": a set of objects per example (detection: targets [B, M] with target_boxes, data/scenes.py)
 OUTPUT_KINDS = ("per_vector", "per_sequence", "sequence", "set")
 INPUT_KINDS = ("tokens", "frames", "pixels", "patches", "graph_nodes")
 
 TASKS = Registry("data.name")
+EVAL_SPLITS = ("test", "validation")  # data.eval_split of the tasks that hold both
+
+
+def check_eval_split(eval_split, splits=EVAL_SPLITS, *, needs: str = "", got=None):
+  """data.eval_split must name one of the task's held-out splits; "validation" also needs
+  the task's validation set to be non-empty (`needs` names the setting that makes it,
+  `got` is its value, falsy when empty). Raised before any data is made."""
+  check_choice("data.eval_split", eval_split, tuple(splits))
+  if eval_split == "validation" and needs and not got:
+    raise ValueError(f"data.eval_split='validation' needs {needs}; got {got!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,9 +34,8 @@ import functools
 
 import numpy as np
 
-from attn_research.data.base import TaskInfo, register_task
+from attn_research.data.base import check_eval_split, TaskInfo, register_task
 from attn_research.data.graphs import GraphTask
-from attn_research.registry import check_choice
 
 CSBM_SPLITS = ("validation", "test")
 CSBM_DEFAULTS = dict(num_nodes=2000, num_classes=5, homophily=0.8, mean_degree=5.0,
@@ -86,7 +85,7 @@ def check_settings(cfg):
     raise ValueError(f"data.train_per_class={cfg['train_per_class']} per class + "
                      f"num_validation={cfg['num_validation']} + num_test={cfg['num_test']} "
                      f"= {scored} nodes do not fit data.num_nodes={n}")
-  check_choice("data.eval_split", cfg["eval_split"], CSBM_SPLITS)
+  check_eval_split(cfg["eval_split"], CSBM_SPLITS)
 
 
 @functools.lru_cache(maxsize=16)

@@ -19,7 +19,7 @@ import hashlib
 
 import numpy as np
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task, save_figure
+from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, register_task, save_figure
 from attn_research.registry import check_choice
 
 
@@ -163,10 +163,8 @@ def karate(cfg):
     raise ValueError(f"data.validation_per_class={v!r} must be an int in [0, {smallest - k - 1}]"
                      f": with labelled_per_class={k}, at least one member per club is left "
                      f"for the test split")
-  check_choice("data.eval_split", cfg["eval_split"], KARATE_SPLITS)
-  if cfg["eval_split"] == "validation" and not v:
-    raise ValueError("data.eval_split='validation' needs data.validation_per_class > 0 (the "
-                     "members per club kept aside for validation); got 0")
+  check_eval_split(cfg["eval_split"], KARATE_SPLITS, got=v, needs="data.validation_per_class "
+                   "> 0 (the members per club kept aside for validation)")
   rng = np.random.default_rng(cfg["seed"])
   labelled = np.zeros(n, bool)
   for c in range(len(CLUBS)):

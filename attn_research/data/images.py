@@ -8,7 +8,7 @@ import pathlib
 import einops
 import numpy as np
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task, save_figure
+from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, register_task, save_figure
 
 
 def image_to_vectors(images_BHW, patch_size: int):
@@ -91,11 +91,9 @@ def digits(cfg):
     raise ValueError(f"data.eval_fraction={cfg['eval_fraction']} + data.validation_fraction="
                      f"{cfg['validation_fraction']} must leave at least 10 % of the images "
                      "for training")
-  if cfg["eval_split"] not in DIGITS_SPLITS:
-    raise ValueError(f"data.eval_split={cfg['eval_split']!r} must be one of {DIGITS_SPLITS}")
-  if cfg["eval_split"] == "validation" and not cfg["validation_fraction"]:
-    raise ValueError("data.eval_split='validation' needs data.validation_fraction > 0 (the "
-                     "share of the images kept aside for validation); got 0")
+  check_eval_split(cfg["eval_split"], DIGITS_SPLITS, got=cfg["validation_fraction"],
+                   needs="data.validation_fraction > 0 (the share of the images kept aside "
+                   "for validation)")
   if not 0 < cfg["label_fraction"] <= 1:
     raise ValueError(f"data.label_fraction={cfg['label_fraction']} must be in (0, 1]: the "
                      "share of the training images whose labels are used")

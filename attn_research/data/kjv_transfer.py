@@ -19,11 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from attn_research.data import vocab
-from attn_research.data.base import ArrayTask, TaskInfo, lengths_to_mask, register_task
+from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, lengths_to_mask, register_task
 from attn_research.data.cache import cached_arrays, data_dir
 from attn_research.data.sources import data_source
 from attn_research.data.text import KJV_BOOKS, kjv_input, kjv_source
-from attn_research.registry import check_choice
 
 data_source("kjv_mlm", "kjv_books")(kjv_source)  # the same text as kjv
 
@@ -200,7 +199,7 @@ def kjv_books(cfg):
   the test verses, revelation 1.0 % (`class_shares()` gives every split's shares).
   """
   _check_common(cfg)
-  check_choice("data.eval_split", cfg["eval_split"], EVAL_SPLITS)
+  check_eval_split(cfg["eval_split"], EVAL_SPLITS)
   frac = cfg["label_fraction"]
   if not 0 < frac <= 1:
     raise ValueError(f"data.label_fraction={frac} must be in (0, 1]: the share of the "

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from attn_research.data.base import ArrayTask, TaskInfo, lengths_to_mask, register_task
+from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, lengths_to_mask, register_task
 from attn_research.data.cache import cached_arrays, data_dir
 
 OPERATORS = ("MIN", "MAX", "MED", "SM")
@@ -141,13 +141,11 @@ def listops(cfg):
                      f"{cfg['max_depth']}, {cfg['max_args']}")
   if not 0 < cfg["operator_p"] < 1:
     raise ValueError(f"data.operator_p={cfg['operator_p']} must be in (0, 1)")
-  if cfg["eval_split"] not in EVAL_SPLITS:
-    raise ValueError(f"data.eval_split={cfg['eval_split']!r} must be one of {EVAL_SPLITS}")
   if not isinstance(cfg["num_validation"], int) or cfg["num_validation"] < 0:
     raise ValueError(f"data.num_validation={cfg['num_validation']!r} must be an int >= 0")
-  if cfg["eval_split"] == "validation" and not cfg["num_validation"]:
-    raise ValueError("data.eval_split='validation' needs data.num_validation > 0 (the "
-                     "expressions drawn from the held-out generator seed); got 0")
+  check_eval_split(cfg["eval_split"], EVAL_SPLITS, got=cfg["num_validation"],
+                   needs="data.num_validation > 0 (the expressions drawn from the held-out "
+                   "generator seed)")
   keys = ("min_length", "max_length", "max_depth", "max_args", "operator_p")
   params = {k: cfg[k] for k in keys + ("num_train", "num_eval", "seed")}
   params["generator"] = 2  # bump when the generator changes: old caches are then rebuilt

@@ -33,7 +33,7 @@ import random
 
 import numpy as np
 
-from attn_research.data.base import ArrayTask, TaskInfo, register_task, save_figure
+from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, register_task, save_figure
 from attn_research.data.cache import cached_arrays, data_dir
 
 CHUNK = 5000        # the paper's dataset size: one make_dataset call
@@ -127,14 +127,12 @@ def mnist1d_task(cfg):
   if not 0 <= f <= 0.5:
     raise ValueError(f"data.validation_fraction={f!r} must be in [0, 0.5]: the share of the "
                      "train_size signals kept aside for validation")
-  if cfg["eval_split"] not in EVAL_SPLITS:
-    raise ValueError(f"data.eval_split={cfg['eval_split']!r} must be one of {EVAL_SPLITS}")
+  check_eval_split(cfg["eval_split"], EVAL_SPLITS, got=round(f * n),
+                   needs=f"data.validation_fraction to keep at least one of the {n} "
+                   f"training signals (validation_fraction={f!r})")
   if cfg["validation_from"] not in VALIDATION_FROM:
     raise ValueError(f"data.validation_from={cfg['validation_from']!r} must be one of "
                      f"{VALIDATION_FROM}")
-  if cfg["eval_split"] == "validation" and not round(f * n):
-    raise ValueError(f"data.eval_split='validation' needs data.validation_fraction > 0 (got "
-                     f"{f!r}, {round(f * n)} of {n} signals)")
   if cfg["validation_from"] == "generator" and round(f * n) > CHUNK:
     raise ValueError(f"data.validation_fraction={f!r} of train_size={n} asks for "
                      f"{round(f * n)} fresh validation signals; validation_from='generator' "

@@ -36,7 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from attn_research.data import speech
-from attn_research.data.base import (Task, TaskInfo, pad_batch, register_task, save_figure,
+from attn_research.data.base import (check_eval_split, Task, TaskInfo, pad_batch, register_task, save_figure,
                                      with_target_mask)
 from attn_research.data.cache import cached_arrays, data_dir
 from attn_research.data.sources import data_source
@@ -221,8 +221,7 @@ def _check(cfg):
   if not (isinstance(cfg["prefetch"], int) and cfg["prefetch"] >= 0):
     raise ValueError(f"data.prefetch={cfg['prefetch']!r} must be an int >= 0 (batches made "
                      "ahead in background threads; 0: each when asked)")
-  if cfg["eval_split"] not in EVAL_SPLITS:
-    raise ValueError(f"data.eval_split={cfg['eval_split']!r} must be one of {EVAL_SPLITS}")
+  check_eval_split(cfg["eval_split"], EVAL_SPLITS)
 
 
 class DigitStrings(Task):

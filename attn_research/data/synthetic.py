@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attn_research.data.base import (Task, TaskInfo, pad_batch, register_task,
+from attn_research.data.base import (check_eval_split, Task, TaskInfo, pad_batch, register_task,
                                      with_target_mask)
 
 EVAL_STREAM = 2**31 - 1  # the eval set's generator stream, disjoint from training steps
@@ -194,8 +194,7 @@ def associative_recall_filler(cfg):
   if T < 2 * P + Q:
     raise ValueError(f"data.length={T} cannot hold {P} pairs and {Q} queries: need length >= "
                      f"{2 * P + Q}")
-  if cfg["eval_split"] not in RECALL_SPLITS:
-    raise ValueError(f"data.eval_split={cfg['eval_split']!r} must be one of {tuple(RECALL_SPLITS)}")
+  check_eval_split(cfg["eval_split"], RECALL_SPLITS)
   keys = ("num_pairs", "num_queries", "num_keys", "num_values", "length")
 
   def make(rng, batch_size):

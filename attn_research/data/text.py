@@ -24,7 +24,7 @@ import subprocess
 
 import numpy as np
 
-from attn_research.data.base import (ArrayTask, Task, TaskInfo, lengths_to_mask, pad_batch,
+from attn_research.data.base import (check_eval_split, ArrayTask, Task, TaskInfo, lengths_to_mask, pad_batch,
                                      register_task)
 from attn_research.data import vocab as shared_vocab
 from attn_research.data.cache import MissingProgramError, cached_arrays, data_dir, require_program
@@ -164,10 +164,8 @@ def check_fortunes_splits(cfg):
   if frac + val > 0.9:
     raise ValueError(f"data.eval_fraction={frac} + data.validation_fraction={val} must leave "
                      "at least 10 % of each category's quotes for training")
-  check_choice("data.eval_split", cfg["eval_split"], FORTUNES_SPLITS)
-  if cfg["eval_split"] == "validation" and not val:
-    raise ValueError("data.eval_split='validation' needs data.validation_fraction > 0 (the "
-                     "share of each category's quotes kept aside for validation); got 0")
+  check_eval_split(cfg["eval_split"], FORTUNES_SPLITS, got=val, needs="data.validation_"
+                   "fraction > 0 (the share of each category's quotes kept aside for validation)")
   if not 0 < cfg["label_fraction"] <= 1:
     raise ValueError(f"data.label_fraction={cfg['label_fraction']} must be in (0, 1]: the "
                      "share of the training quotes whose labels are used")
@@ -452,10 +450,9 @@ def kjv(cfg):
     raise ValueError(f"data.validation_books={cfg['validation_books']!r}: book abbreviations "
                      f"not in data.eval_books ({held_out}), leaving some to train on; unknown "
                      f"{unknown}; valid: {list(KJV_BOOKS)}")
-  check_choice("data.eval_split", cfg["eval_split"], KJV_SPLITS)
-  if cfg["eval_split"] == "validation" and not validation:
-    raise ValueError("data.eval_split='validation' needs data.validation_books (books held "
-                     "out of training to choose a checkpoint on)")
+  check_eval_split(cfg["eval_split"], KJV_SPLITS, got=cfg["validation_books"],
+                   needs="data.validation_books (books held out of training to choose a "
+                   "checkpoint on)")
   check_choice("data.vocabulary", cfg["vocabulary"], shared_vocab.VOCABULARIES)
   shared = cfg["vocabulary"] == "shared"
   source, params, read = kjv_input(cfg["source"])

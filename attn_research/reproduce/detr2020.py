@@ -20,7 +20,8 @@ from attn_research.measure.detection import average_precision
 from attn_research.models.detr import detections
 from attn_research.reproduce import common
 from attn_research.reproduce.base import Report, markdown_table, register_reproduction
-from attn_research.reproduce.protocol import PLATEAU_CLAUSE, needs_plateau, plateaued
+from attn_research.reproduce.protocol import (PLATEAU_CLAUSE, needs_plateau, paired_test,
+                                              plateaued)
 from attn_research.report import detection as detection_figures
 from attn_research.report.stats import summarize
 
@@ -82,11 +83,6 @@ def trivial_rates(task, test) -> dict:
   return dict(ap50=ap50, count_majority=majority, majority_count=int(counts.argmax()))
 
 
-def paired(a, b) -> dict:
-  s = summarize([x - y for x, y in zip(a, b)])
-  return dict(mean=s.mean, ci95=s.ci95, n=s.n)
-
-
 def verdict(results) -> str:
   """The criterion applied to results (see CRITERION)."""
   return needs_plateau(_verdict_before_plateau(results), results["loss_plateau"]["plateau"])
@@ -134,7 +130,9 @@ def _diff(d) -> str:
   if d["mean"] is None:
     return "n/a"
   return (("+" if d["mean"] > 0 else "") + num(d["mean"])
-          + ("" if d["ci95"] is None else f" ± {num(d['ci95'])}") + f" (n={d['n']})")
+          + ("" if d["ci95"] is None else f" ± {num(d['ci95'])}") + f" (n={d['n']}"
+          + ("" if d.get("p_one_sided") is None else f", one-sided p = {d['p_one_sided']:.2g}")
+          + ")")
 
 
 def figure_rows(first, classes):
@@ -199,7 +197,8 @@ def run(tier, out_dir):
                               for row in cell["per_class_ap50"]]
   results = dict(criterion=CRITERION, seeds=seeds, test_scenes=len(test["targets"]),
                  classes=len(classes), trivial=trivial_rates(task, test),
-                 arms=arms, paired={k: paired(arms["hungarian"][k], arms["fixed_order"][k])
+                 arms=arms, paired={k: paired_test([h - f for h, f in zip(arms["hungarian"][k],
+                                                                arms["fixed_order"][k])])
                                     for k in ("ap50", "ap", "count_accuracy")},
                  loss_plateau=loss_plateau([workdirs["hungarian"][s] for s in seeds]))
   label = verdict(results)

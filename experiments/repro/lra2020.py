@@ -39,7 +39,7 @@ MODEL = {"tiny": dict(d_model=32, num_layers=1, num_heads=2),
          "full": dict(d_model=128, num_layers=4, num_heads=8)}
 TRAIN = {
     "tiny": dict(num_steps=500, batch_size=16, learning_rate=3e-3, warmup_steps=30,
-                 eval_every=100, checkpoint_every=100, log_every=25),
+                 eval_every=100, checkpoint_every=250, log_every=25),
     "full": dict(num_steps=3_000, batch_size=32, learning_rate=1e-3, warmup_steps=200,
                  eval_every=250, checkpoint_every=250, log_every=50),
 }
