@@ -5,7 +5,7 @@
 #   ./launch.sh sweep CONFIG[:ARG] [--parallel N] [--seeds K] [--sweep-dir DIR] [--config.KEY=VALUE ...]
 #   ./launch.sh report SWEEP_DIR     a sweep's results.csv, results.md and plots
 #   ./launch.sh tensorboard DIR      TensorBoard on a workdir or sweep directory (optional extra)
-#   ./launch.sh reproduce NAME|all [--tier tiny|full]   a paper claim -> reports/NAME/
+#   ./launch.sh reproduce NAME|all [--tier tiny|full] [--jobs N]   a paper claim -> reports/NAME/
 #   ./launch.sh data NAME            prepare a task's data and show an example
 #   ./launch.sh test [--slow|--all] [PYTEST ARGS]   the fast test tier (--slow: the slow tier)
 #   ./launch.sh doctor               which tasks this machine can run, and how to get the rest
@@ -93,9 +93,11 @@ verbs:
   report SWEEP_DIR               aggregate a sweep: results.csv, results.md, one plot per axis
   tensorboard DIR [ARGS]         TensorBoard on a workdir or sweep directory (needs the
                                  optional extra: .venv/bin/pip install -e '.[tensorboard]')
-  reproduce NAME|all [--tier tiny|full]
+  reproduce NAME|all [--tier tiny|full] [--jobs N]
                                  reproduce a paper claim: reports/NAME/report.md, results.json,
-                                 figures (tiny: under 10 min on a 2-core CPU; full: ~15 min GPU)
+                                 figures (tiny: under 10 min on a 2-core CPU; full: ~15 min GPU);
+                                 all: N claims at a time, one core each (default: one per core
+                                 on a CPU at the tiny tier), then the timed claims alone
   data NAME [--config.KEY=VALUE ...]
                                  prepare a task's data, print its summary and one example
   test [--slow|--all] [PYTEST ARGS]

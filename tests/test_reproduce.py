@@ -45,6 +45,9 @@ def test_reproduction_smoke_writes_its_files(name, tmp_path):
   assert results["verdict"] in VERDICTS and results["criterion"], results["verdict"]
   assert f"**Verdict: {results['verdict']}.**" in report and results["criterion"] in report
   assert "## The paper" in report and "## What differs and why" in report
+  # A string that lost its f prefix shows its placeholder, e.g. "{ci_pct(stats)}".
+  placeholders = re.findall(r"\{[A-Za-z_][\w.\[\]'\"]*(?:\([^{}]*\))?(?::[^{}]*)?\}", report)
+  assert not placeholders, f"{name}: unformatted placeholders in report.md: {placeholders}"
   figures = [line[line.index("(") + 1:-1] for line in report.splitlines()
              if line.startswith("![")]
   assert figures, "every reproduction draws at least one figure"

@@ -128,7 +128,7 @@ def mnist1d_task(cfg):
     raise ValueError(f"data.validation_fraction={f!r} must be in [0, 0.5]: the share of the "
                      "train_size signals kept aside for validation")
   check_eval_split(cfg["eval_split"], EVAL_SPLITS, got=round(f * n),
-                   needs=f"data.validation_fraction to keep at least one of the {n} "
+                   needs=f"data.validation_fraction > 0, keeping at least one of the {n} "
                    f"training signals (validation_fraction={f!r})")
   if cfg["validation_from"] not in VALIDATION_FROM:
     raise ValueError(f"data.validation_from={cfg['validation_from']!r} must be one of "

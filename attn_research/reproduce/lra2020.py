@@ -245,7 +245,7 @@ def run(tier, out_dir):
       f"{pct(rates['majority'])} of the test set, {pct(val_rates['majority'])} of the "
       "validation set. Answering the training set's most common value of the root "
       f"operator (the first token; no model) scores {pct(rates['root_operator_rule'])} of "
-      "the test set. Softmax minus majority: {ci_pct(vs_maj)}, p = "
+      f"the test set. Softmax minus majority: {ci_pct(vs_maj)}, p = "
       f"{protocol.format_p(vs_maj['p_one_sided'])}. Plateau: the best validation accuracy "
       "of the last quarter of evaluations beat the earlier best by less than 1 point "
       "(the gain in brackets); a run flat at the majority rate has not left the phase "

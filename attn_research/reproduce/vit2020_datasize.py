@@ -301,7 +301,9 @@ def run(tier, out_dir):
             + datasize_fit.describe_crossover(analysis["crossover"][DECIDING], DECIDING,
                                               BASELINE, sizes)
             + (f"; validation had not plateaued (majority of seeds) for "
-               f"{', '.join(untrained)}" if untrained else "; every deciding run plateaued")
+               f"{', '.join(untrained)}" if untrained else
+               "; validation plateaued in a majority of seeds for both deciding arms at every "
+               "size (the criterion's test)")
             + ".")
   first = plans[BASELINE][sizes[0]]
   return Report(
