@@ -170,3 +170,38 @@ def test_all_paired_verdict():
   assert protocol.all_paired_verdict([up, down]) == "not supported"
   assert protocol.all_paired_verdict([up, flat]) == "inconclusive"
   assert protocol.all_paired_verdict([]) == "inconclusive"
+
+
+@pytest.mark.slow  # two smoke trainings of the full tier's model: ~10 s on 2 cores
+def test_full_tier_finetunes_floater_from_each_seeds_sinusoidal_run(tmp_path, capsys):
+  """The full tier's extra arm (FLOATER_FINETUNE): FLOATER initialised from the trained
+  sinusoidal run of the same seed, its position parameters fresh, trained for half the
+  steps, then scored at every length like the other arms."""
+  import json
+  import pathlib
+  from attn_research.modes.extrapolation import train_and_test_lengths
+  config = make_config("experiments/positions.py:full,smoke")
+  with config.unlocked():  # as floater2020.tier_config sets every tier
+    config.data.eval_split = "validation"
+    config.train.keep_best = "accuracy"
+  spec = config.extrapolation.finetune
+  source = train_and_test_lengths(config, tmp_path, (0,), encodings=(spec.source,),
+                                  factors=(1, 2))
+  capsys.readouterr()
+  got = floater2020.finetune_floater(config, source, tmp_path, (0,), (1, 2))
+  # The sinusoidal run's weights are loaded, FLOATER's position parameters start fresh.
+  import re
+  init = re.search(r"\[init_from\] .* loaded (\d+) parameters .* newly initialised (\d+) ",
+                   capsys.readouterr().out)
+  assert init and int(init.group(1)) > 0 and int(init.group(2)) > 0, init
+  name = f"{spec.position} from {spec.source}"
+  assert list(got) == [name] and len(got[name]) == 1
+  run = got[name][0]
+  assert sorted(e["factor"] for e in run["evals"]) == [1, 2]
+  saved = json.loads((pathlib.Path(run["workdir"]) / "config.json").read_text())
+  assert saved["init_from"] == str(source[spec.source][0]["workdir"])
+  assert saved["init_skip"] == spec.init_skip
+  assert saved["train"]["num_steps"] == max(1, int(config.train.num_steps
+                                                    * spec.steps_fraction))
+  # Without a sinusoidal run to start from, the arm is left out, not trained from scratch.
+  assert floater2020.finetune_floater(config, {}, tmp_path, (0,), (1, 2)) == {}

@@ -111,7 +111,8 @@ def reference_rates(config, factors) -> dict:
 def finetune_floater(config, runs, workdir, seeds, factors):
   """The full tier's extra arm: FLOATER initialised from each seed's trained sinusoidal
   run (its latest checkpoint; the ODE's parameters start fresh) and trained for
-  steps_fraction of the steps. Returns {name: [per seed]} as train_and_test_lengths."""
+  steps_fraction of the steps, with the source's warm-up (shortened only where the run is
+  too short to hold it). Returns {name: [per seed]} as train_and_test_lengths."""
   from attn_research.modes.extrapolation import train_and_test_lengths
   spec = config.extrapolation.get("finetune")
   if not spec or spec["source"] not in runs:
@@ -123,6 +124,9 @@ def finetune_floater(config, runs, workdir, seeds, factors):
       single.init_from = source["workdir"]
       single.init_skip = spec["init_skip"]
       single.train.num_steps = max(1, int(config.train.num_steps * spec["steps_fraction"]))
+      # The source's warm-up, unless the shorter run cannot hold it (smoke sizes).
+      single.train.warmup_steps = min(config.train.get("warmup_steps", 0),
+                                      single.train.num_steps - 1)
     got = train_and_test_lengths(single, workdir / "finetune", (seed,),
                                  encodings=(spec["position"],), factors=factors)
     out.setdefault(f"{spec['position']} from {spec['source']}", []).extend(
