@@ -1,12 +1,15 @@
 """`./launch.sh reproduce all`: one summary line per claim with its verdict, failures
 named, and a report without a criterion or a valid verdict refused."""
 import json
+import os
+import sys
 
 import pytest
 
 import attn_research.reproduce.__main__ as cli
+from attn_research.cores import usable_cores
 from attn_research.reproduce import REPRODUCTIONS
-from attn_research.reproduce.base import Report, write_report
+from attn_research.reproduce.base import TIMED, Report, write_report
 
 
 def test_all_prints_one_summary_line_per_claim(monkeypatch, tmp_path, capsys):
@@ -68,13 +71,10 @@ if name == failing:
 """
 
 
-@pytest.mark.skipif(len(getattr(__import__("os"), "sched_getaffinity", lambda _: [])(0)) < 2,
-                    reason="needs two CPU cores")
+@pytest.mark.skipif(len(usable_cores()) < 2 or not hasattr(os, "sched_setaffinity"),
+                    reason="needs two CPU cores and affinity")
 def test_all_with_two_jobs_pins_each_claim_and_runs_timed_claims_alone(monkeypatch, tmp_path,
                                                                        capsys):
-  import os
-  import sys
-  from attn_research.reproduce.base import TIMED
   names = REPRODUCTIONS.names()
   assert TIMED and TIMED < set(names)
   failing = sorted(set(names) - TIMED)[1]
@@ -96,7 +96,7 @@ def test_all_with_two_jobs_pins_each_claim_and_runs_timed_claims_alone(monkeypat
   assert (reports / failing / "reproduce-tiny.log").exists()
 
   runs = {name: json.loads((trace / name).read_text()) for name in names}
-  everything = sorted(os.sched_getaffinity(0))
+  everything = usable_cores()
   pooled = {n: r for n, r in runs.items() if n not in TIMED}
   for name, run in pooled.items():
     assert run["concurrent"] == "reproduce all --jobs 2"

@@ -34,7 +34,7 @@ import functools
 
 import numpy as np
 
-from attn_research.data.base import check_eval_split, TaskInfo, register_task
+from attn_research.data.base import TaskInfo, check_eval_split, register_task
 from attn_research.data.graphs import GraphTask
 
 CSBM_SPLITS = ("validation", "test")

@@ -19,7 +19,8 @@ import hashlib
 
 import numpy as np
 
-from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, register_task, save_figure
+from attn_research.data.base import (ArrayTask, TaskInfo, check_eval_split, register_task,
+                                     save_figure)
 from attn_research.registry import check_choice
 
 

@@ -8,7 +8,8 @@ import pathlib
 import einops
 import numpy as np
 
-from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, register_task, save_figure
+from attn_research.data.base import (ArrayTask, TaskInfo, check_eval_split, register_task,
+                                     save_figure)
 
 
 def image_to_vectors(images_BHW, patch_size: int):

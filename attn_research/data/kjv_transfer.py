@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from attn_research.data import vocab
-from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, lengths_to_mask, register_task
+from attn_research.data.base import (ArrayTask, TaskInfo, check_eval_split, lengths_to_mask,
+                                     register_task)
 from attn_research.data.cache import cached_arrays, data_dir
 from attn_research.data.sources import data_source
 from attn_research.data.text import KJV_BOOKS, kjv_input, kjv_source

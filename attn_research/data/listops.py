@@ -29,7 +29,8 @@ import time
 
 import numpy as np
 
-from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, lengths_to_mask, register_task
+from attn_research.data.base import (ArrayTask, TaskInfo, check_eval_split, lengths_to_mask,
+                                     register_task)
 from attn_research.data.cache import cached_arrays, data_dir
 
 OPERATORS = ("MIN", "MAX", "MED", "SM")

@@ -33,7 +33,8 @@ import random
 
 import numpy as np
 
-from attn_research.data.base import check_eval_split, ArrayTask, TaskInfo, register_task, save_figure
+from attn_research.data.base import (ArrayTask, TaskInfo, check_eval_split, register_task,
+                                     save_figure)
 from attn_research.data.cache import cached_arrays, data_dir
 
 CHUNK = 5000        # the paper's dataset size: one make_dataset call

@@ -36,8 +36,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from attn_research.data import speech
-from attn_research.data.base import (check_eval_split, Task, TaskInfo, pad_batch, register_task, save_figure,
-                                     with_target_mask)
+from attn_research.data.base import (Task, TaskInfo, check_eval_split, pad_batch, register_task,
+                                     save_figure, with_target_mask)
 from attn_research.data.cache import cached_arrays, data_dir
 from attn_research.data.sources import data_source
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attn_research.data.base import (check_eval_split, Task, TaskInfo, pad_batch, register_task,
+from attn_research.data.base import (Task, TaskInfo, check_eval_split, pad_batch, register_task,
                                      with_target_mask)
 
 EVAL_STREAM = 2**31 - 1  # the eval set's generator stream, disjoint from training steps

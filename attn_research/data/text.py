@@ -24,8 +24,8 @@ import subprocess
 
 import numpy as np
 
-from attn_research.data.base import (check_eval_split, ArrayTask, Task, TaskInfo, lengths_to_mask, pad_batch,
-                                     register_task)
+from attn_research.data.base import (ArrayTask, Task, TaskInfo, check_eval_split, lengths_to_mask,
+                                     pad_batch, register_task)
 from attn_research.data import vocab as shared_vocab
 from attn_research.data.cache import MissingProgramError, cached_arrays, data_dir, require_program
 from attn_research.data.sources import Source, data_source, pip_package

@@ -81,8 +81,15 @@ def backend() -> str:
   return probe.stdout.strip().splitlines()[-1] if probe.returncode == 0 else "unknown"
 
 
-def summary_line(name, verdict, seconds, out):
+def finished(name, seconds, out) -> str:
+  """Prints that a claim finished; returns its summary line (verdict from results.json)."""
+  print(f"[reproduce] {name}: {out / 'report.md'} ({seconds:.0f} s)", flush=True)
+  verdict = json.loads((out / "results.json").read_text())["verdict"]
   return f"{name:<30} {verdict:<14} {seconds:6.0f} s  {out / 'report.md'}"
+
+
+def failed(name, error) -> str:
+  return f"{name:<30} FAILED ({error})"
 
 
 def run_in_process(todo, tier, reports):
@@ -99,12 +106,9 @@ def run_in_process(todo, tier, reports):
     except Exception as e:  # one failing reproduction does not stop the others
       traceback.print_exc()
       failures.append((name, f"{type(e).__name__}: {e}".splitlines()[0]))
-      lines[name] = f"{name:<30} FAILED ({failures[-1][1]})"
+      lines[name] = failed(*failures[-1])
       continue
-    seconds = time.perf_counter() - start
-    print(f"[reproduce] {name}: {out / 'report.md'} ({seconds:.0f} s)", flush=True)
-    verdict = json.loads((out / "results.json").read_text())["verdict"]
-    lines[name] = summary_line(name, verdict, seconds, out)
+    lines[name] = finished(name, time.perf_counter() - start, out)
   return lines, failures
 
 
@@ -156,16 +160,14 @@ def run_in_processes(todo, tier, reports, jobs):
     seconds = time.perf_counter() - began
     out = pathlib.Path(reports) / name
     if proc.returncode == 0:
-      verdict = json.loads((out / "results.json").read_text())["verdict"]
-      lines[name] = summary_line(name, verdict, seconds, out)
-      print(f"[reproduce] {name}: {out / 'report.md'} ({seconds:.0f} s)", flush=True)
+      lines[name] = finished(name, seconds, out)
       return
     tail = log_path.read_text(errors="replace").splitlines()
     marker = f"[reproduce] FAILED {name}: "
     error = next((line[len(marker):] for line in reversed(tail) if line.startswith(marker)),
                  f"exit status {proc.returncode}; see {log_path}")
     failures.append((name, error))
-    lines[name] = f"{name:<30} FAILED ({error})"
+    lines[name] = failed(name, error)
     print(f"[reproduce] {name} FAILED after {seconds:.0f} s ({error}); the end of "
           f"{log_path}:\n" + "\n".join(tail[-15:]), flush=True)
 

@@ -78,10 +78,9 @@ def verdict(accuracy: dict, majority: float, speed_at_longest: dict,
   reason = {"not supported": "a kernel is on average at least as accurate as softmax",
             "supported": "faster and less accurate, every one",
             "inconclusive": "accuracy differences not significant"}[label]
-  flat = all(p is True for k in ("softmax", *FAST) for p in (plateau or {}).get(k, [None]))
-  if protocol.needs_plateau(label, flat) != label:
-    rising = [k for k in ("softmax", *FAST)
-              if not all(p is True for p in (plateau or {}).get(k, [None]))]
+  rising = [k for k in ("softmax", *FAST)
+            if not all(p is True for p in (plateau or {}).get(k, [None]))]
+  if protocol.needs_plateau(label, not rising) != label:
     return dict(out, label="inconclusive",
                 reason=f"without the plateau clause 'not supported' ({reason}), but "
                        f"{', '.join(rising)} still improved on some seed at the end, so the "
